@@ -1,0 +1,1 @@
+"""What producers and workers both import: settings, models, queries, the producer API."""

@@ -1,0 +1,102 @@
+"""Database engine and sessions for SQLite (the embedded default) and PostgreSQL.
+
+SQLite is shared by several worker processes, so every connection gets WAL and a busy timeout;
+without both, concurrent writers see "database is locked" (see field facts). Engines are created
+lazily per process: the dramatiq CLI forks, and a pooled connection must never cross a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from shared.settings import Settings, get_settings
+
+_engines: dict[tuple[int, str], Engine] = {}
+_lock = threading.Lock()
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs operators paste (``postgres://``, ``postgresql://``) and pin psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
+    settings = settings or get_settings()
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": settings.sqlite_busy_timeout_s, "check_same_thread": False},
+            pool_size=settings.db_pool_size,
+            max_overflow=2 * settings.db_pool_size,
+        )
+        busy_ms = int(settings.sqlite_busy_timeout_s * 1000)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite's own transaction handling defers BEGIN and cannot do BEGIN IMMEDIATE;
+            # take control so writes lock at BEGIN instead of failing at the first UPDATE.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=2 * settings.db_pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def get_engine() -> Engine:
+    settings = get_settings()
+    key = (os.getpid(), settings.database_url)
+    engine = _engines.get(key)
+    if engine is None:
+        with _lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = _engines[key] = create_db_engine(settings.database_url, settings)
+    return engine
+
+
+def dispose_engines() -> None:
+    """Drop every pooled connection of this process (tests switch databases with this)."""
+    with _lock:
+        for (pid, _), engine in list(_engines.items()):
+            if pid == os.getpid():
+                engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on error."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

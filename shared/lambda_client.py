@@ -1,0 +1,286 @@
+"""Remotion Lambda, through Remotion's own Python client, with the behaviour a queue needs.
+
+Three things differ from using ``RemotionClient`` directly (see field facts):
+
+* One boto3 Lambda client is built per process and reused. The stock client builds a new one
+  on every call (~10 ms of CPU, no connection reuse), which caps polling near 90 calls/s.
+* botocore never retries. A retried ``start`` whose first attempt reached Lambda starts a
+  second, paid render; the queue decides when to try again, with the claim held.
+* Every failure is mapped to one of four exceptions the actors act on: throttled and transient
+  (try later), rejected (Remotion refused: the render fails with its message) and config
+  (function missing, access denied: also fails, with a code that points at the operator).
+
+The emulator is reached like AWS is: boto3 honours ``AWS_ENDPOINT_URL_LAMBDA``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.exceptions as bexc
+from botocore.config import Config
+from remotion_lambda import RemotionClient, RenderMediaParams
+from remotion_lambda.exception import (
+    RemotionException,
+    RemotionInvalidArgumentException,
+    RemotionRenderingOutputError,
+)
+from remotion_lambda.version import VERSION as CLIENT_VERSION
+
+from shared.settings import REMOTION_VERSION, Settings, get_settings
+
+if CLIENT_VERSION != REMOTION_VERSION:  # pragma: no cover - guarded by the pyproject pin
+    raise ImportError(
+        f"remotion-lambda {CLIENT_VERSION} is installed but renderq targets {REMOTION_VERSION}; "
+        "the deployed function rejects mismatched versions"
+    )
+
+
+class LambdaError(Exception):
+    """Base of every mapped Lambda failure."""
+
+
+class LambdaThrottled(LambdaError):
+    """429 from the Invoke API: the account's concurrency is used up. Try later."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LambdaTransient(LambdaError):
+    """Network trouble, 5xx, a crashed function invocation. Try later.
+
+    ``may_have_started`` is True when a ``start`` request may have reached the function
+    (the connection broke after sending): retrying could start a duplicate render.
+    """
+
+    def __init__(self, message: str, *, may_have_started: bool = False) -> None:
+        super().__init__(message)
+        self.may_have_started = may_have_started
+
+
+class LambdaRejected(LambdaError):
+    """Remotion handled the request and refused it (bad composition, version mismatch...)."""
+
+
+class LambdaConfigError(LambdaError):
+    """The Invoke API refused the call itself: function missing, access denied, bad payload."""
+
+
+@dataclass(frozen=True)
+class StartedRender:
+    render_id: str
+    bucket: str
+
+
+@dataclass(frozen=True)
+class RenderProgress:
+    overall: float
+    done: bool
+    output_url: str | None
+    output_size_bytes: int | None
+    cost_usd: float | None
+    fatal_error: str | None
+
+
+def _find_json_objects(text: str) -> list[str]:
+    """Top-level JSON objects in a response stream, respecting strings.
+
+    Remotion's parser counts braces and ignores strings, so an error message containing "{"
+    turns a clear Remotion error into a parse failure. This scanner uses the JSON decoder.
+    """
+    decoder = json.JSONDecoder()
+    objects: list[str] = []
+    i = 0
+    while (i := text.find("{", i)) != -1:
+        try:
+            _, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            i += 1
+            continue
+        objects.append(text[i:end])
+        i = end
+    return objects
+
+
+class _ReusingRemotionClient(RemotionClient):
+    """``RemotionClient`` with one shared (thread-safe) boto3 Lambda client."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lambda_client: Any = None
+        self._lambda_client_lock = threading.Lock()
+
+    def _create_lambda_client(self) -> Any:
+        if self._lambda_client is None:
+            with self._lambda_client_lock:
+                if self._lambda_client is None:
+                    self._lambda_client = self._create_boto_client("lambda")
+        return self._lambda_client
+
+    def _find_json_objects(self, input_string: str) -> list[str]:
+        return _find_json_objects(input_string)
+
+
+_THROTTLE_CODES = {
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+}
+_TRANSIENT_CODES = {
+    "ServiceException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalServerError",
+    "EC2ThrottledException",
+    "ResourceNotReadyException",
+    "ResourceConflictException",
+}
+
+
+def _map_error(exc: BaseException, *, is_start: bool) -> LambdaError:
+    if isinstance(exc, bexc.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        message = f"{code}: {error.get('Message') or exc}"
+        if code in _THROTTLE_CODES or status == 429:
+            retry_after = exc.response.get("retryAfterSeconds")
+            return LambdaThrottled(message, float(retry_after) if retry_after else None)
+        if code in _TRANSIENT_CODES or status >= 500:
+            return LambdaTransient(message)
+        return LambdaConfigError(message)
+    if isinstance(exc, (bexc.ReadTimeoutError, bexc.ConnectionClosedError)):
+        return LambdaTransient(f"{type(exc).__name__}: {exc}", may_have_started=is_start)
+    if isinstance(exc, (bexc.ConnectTimeoutError, bexc.EndpointConnectionError)):
+        return LambdaTransient(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (bexc.HTTPClientError, bexc.BotoCoreError)):
+        if isinstance(exc, bexc.NoCredentialsError):
+            return LambdaConfigError(f"no AWS credentials: {exc}")
+        return LambdaTransient(f"{type(exc).__name__}: {exc}", may_have_started=is_start)
+    if isinstance(exc, RemotionRenderingOutputError):
+        text = str(exc)
+        if text.startswith("Remotion rendering error:"):
+            return LambdaRejected(text.removeprefix("Remotion rendering error:").strip())
+        # "Lambda function returned an error" (an unhandled crash) or an unparseable body.
+        return LambdaTransient(text)
+    if isinstance(exc, RemotionInvalidArgumentException):
+        return LambdaRejected(str(exc))
+    if isinstance(exc, RemotionException):
+        return LambdaTransient(str(exc))
+    raise exc
+
+
+class RenderLambda:
+    """The only object in renderq that talks to Lambda."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings = settings or get_settings()
+        key_id, secret = (
+            settings.remotion_aws_access_key_id,
+            settings.remotion_aws_secret_access_key,
+        )
+        if key_id is not None and secret is not None:
+            session = boto3.Session(
+                aws_access_key_id=key_id.get_secret_value(),
+                aws_secret_access_key=secret.get_secret_value(),
+                region_name=settings.remotion_aws_region,
+            )
+        else:
+            session = boto3.Session(region_name=settings.remotion_aws_region)
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=settings.lambda_connect_timeout_s,
+            read_timeout=settings.lambda_read_timeout_s,
+            max_pool_connections=max(10, settings.poll_concurrency * 2),
+            tcp_keepalive=True,
+        )
+        self._client = _ReusingRemotionClient(
+            region=settings.remotion_aws_region,
+            serve_url=settings.remotion_serve_url,
+            function_name=settings.remotion_lambda_function_name,
+            session=session,
+            config=config,
+        )
+
+    def start(
+        self,
+        *,
+        composition: str,
+        input_props: dict[str, Any],
+        codec: str,
+        width: int,
+        height: int,
+        fps: int,
+        duration_in_frames: int,
+        out_name: str,
+    ) -> StartedRender:
+        params = RenderMediaParams(
+            composition=composition,
+            input_props=input_props,
+            codec=codec,
+            # Forced, so the limits we checked are the limits Lambda renders with.
+            force_width=width,
+            force_height=height,
+            force_fps=fps,
+            force_duration_in_frames=duration_in_frames,
+            out_name=out_name,
+            frames_per_lambda=self.settings.frames_per_lambda,
+        )
+        try:
+            response = self._client.render_media_on_lambda(params)
+        except Exception as exc:
+            raise _map_error(exc, is_start=True) from exc
+        if response is None:  # pragma: no cover - the client returns None only on empty bodies
+            raise LambdaTransient("empty start response", may_have_started=True)
+        return StartedRender(render_id=response.render_id, bucket=response.bucket_name)
+
+    def progress(self, render_id: str, bucket: str) -> RenderProgress:
+        try:
+            progress = self._client.get_render_progress(render_id, bucket)
+        except Exception as exc:
+            raise _map_error(exc, is_start=False) from exc
+        if progress is None:  # pragma: no cover
+            raise LambdaTransient("empty progress response")
+        data = progress.__dict__
+        costs = data.get("costs") or {}
+        cost = costs.get("accruedSoFar") if isinstance(costs, dict) else None
+        fatal = None
+        if data.get("fatalErrorEncountered"):
+            errors = [e for e in data.get("errors") or [] if isinstance(e, dict)]
+            fatal_errors = [e for e in errors if e.get("isFatal") and not e.get("willRetry")]
+            first = (fatal_errors or errors or [{}])[0]
+            name, message = first.get("name"), first.get("message")
+            fatal = f"{name}: {message}" if name and message else str(message or "fatal error")
+        return RenderProgress(
+            overall=float(data.get("overallProgress") or 0.0),
+            done=bool(data.get("done")),
+            output_url=data.get("outputFile"),
+            output_size_bytes=data.get("outputSizeInBytes"),
+            cost_usd=float(cost) if cost is not None else None,
+            fatal_error=fatal,
+        )
+
+
+_instance: RenderLambda | None = None
+_instance_lock = threading.Lock()
+
+
+def get_lambda() -> RenderLambda:
+    global _instance
+    if _instance is None:
+        with _instance_lock:
+            if _instance is None:
+                _instance = RenderLambda()
+    return _instance
+
+
+def reset_lambda() -> None:
+    global _instance
+    _instance = None

@@ -1,0 +1,144 @@
+"""structlog configuration: JSON lines for machines, readable lines on a terminal.
+
+Every process (worker, scheduler, producer scripts) calls ``configure_logging()`` once. The
+stdlib root logger is routed through the same processors so Dramatiq's and botocore's own
+messages come out as JSON too. Secrets never reach a handler: ``redact_secrets`` masks values
+under secret-looking keys, anything that looks like an AWS key, and the configured credentials
+themselves, including inside rendered tracebacks (which are rendered without local variables).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from shared.settings import Settings, get_settings
+
+REDACTED = "***"
+_SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|authorization|credential|api[_-]?key|access[_-]?key|"
+    r"signature|session[_-]?key|private[_-]?key)",
+    re.IGNORECASE,
+)
+_SECRET_VALUE = re.compile(
+    r"(?:\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)"  # AWS access key ids
+    r"|(?:(?i:aws_secret_access_key|secret_access_key|SecretAccessKey)[\"'=:\s]+[A-Za-z0-9/+=]{16,})"
+    r"|(?:(?i:authorization)[\"'=:\s]+[^\s,\"']+(?:\s[^\s,\"']+)?)"
+    r"|(?:Credential=[^\s,]+)"
+)
+
+_known_secrets: list[str] = []
+
+
+def _scrub_text(text: str) -> str:
+    for secret in _known_secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if depth > 6:
+        return value
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _scrub(v, depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v, depth + 1) for v in value)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: runs last before rendering, after tracebacks became text."""
+    for key in list(event_dict):
+        if _SECRET_KEY.search(key) and key not in ("event",):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def register_secret(value: str | None) -> None:
+    """Mask this exact value wherever it appears in a log line (e.g. a configured AWS key)."""
+    if value and len(value) >= 6 and value not in _known_secrets:
+        _known_secrets.append(value)
+
+
+def _wants_console(settings: Settings) -> bool:
+    if settings.log_format == "console":
+        return True
+    if settings.log_format == "json":
+        return False
+    return sys.stderr.isatty()
+
+
+def configure_logging(settings: Settings | None = None, *, force: bool = False) -> None:
+    settings = settings or get_settings()
+    if structlog.is_configured() and not force:
+        return
+    for secret in (settings.remotion_aws_access_key_id, settings.remotion_aws_secret_access_key):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+
+    console = _wants_console(settings)
+    shared_processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if console:
+        renderer: Any = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
+        exception_processors: list[Any] = [structlog.processors.format_exc_info, redact_secrets]
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        exception_processors = [
+            # Locals would put AWS keys and message bodies into the logs.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
+            redact_secrets,
+        ]
+
+    structlog.configure(
+        processors=[
+            *shared_processors,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared_processors,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *exception_processors,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    for noisy in ("botocore", "boto3", "urllib3", "sqlalchemy.engine", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,117 @@
+"""The queue contract: queue and actor names, and how a message is put on Redis.
+
+Producers need only this module (and a Redis connection) to enqueue; they never import the
+worker's actors or middleware. Foreign (non-Python) producers follow the same contract, which
+the README spells out: the Dramatiq message envelope, stored with one HSET and one RPUSH.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+
+from shared.settings import Settings, get_settings
+
+START_RENDER = "start_render"
+POLL_TICK = "poll_tick"
+POLL_BATCH = "poll_batch"
+
+
+def new_message(
+    queue_name: str, actor_name: str, args: Sequence[Any], options: dict[str, Any] | None = None
+) -> Message[Any]:
+    return Message(
+        queue_name=queue_name,
+        actor_name=actor_name,
+        args=tuple(args),
+        kwargs={},
+        options=dict(options or {}),
+        message_id=str(uuid.uuid4()),
+        message_timestamp=int(time.time() * 1000),
+    )
+
+
+def start_render_message(payload: dict[str, Any], settings: Settings | None = None) -> Message[Any]:
+    settings = settings or get_settings()
+    return new_message(settings.start_queue, START_RENDER, [payload])
+
+
+def make_broker(
+    settings: Settings | None = None, *, middleware: list[Any] | None = None
+) -> RedisBroker:
+    """A Redis broker on the deployment's Redis and namespace.
+
+    Producers pass no middleware (they only enqueue); the worker builds its own with the full
+    middleware stack in ``worker.broker``.
+    """
+    settings = settings or get_settings()
+    return RedisBroker(
+        url=settings.redis_url,
+        namespace=settings.redis_namespace,
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
+        middleware=[] if middleware is None else middleware,
+    )
+
+
+_producer_broker: RedisBroker | None = None
+_producer_lock = threading.Lock()
+
+
+def producer_broker() -> RedisBroker:
+    global _producer_broker
+    if _producer_broker is None:
+        with _producer_lock:
+            if _producer_broker is None:
+                _producer_broker = make_broker()
+    return _producer_broker
+
+
+def reset_producer_broker() -> None:
+    global _producer_broker
+    if _producer_broker is not None:
+        _producer_broker.client.connection_pool.disconnect()
+    _producer_broker = None
+
+
+def enqueue_many(broker: RedisBroker, messages: Sequence[Message[Any]]) -> None:
+    """Enqueue several messages in one Redis round trip.
+
+    Same effect as ``broker.enqueue`` per message (the same dispatch script runs for each),
+    pipelined, because bulk producers are limited by round trips, not by Redis.
+    """
+    if not messages:
+        return
+    if len(messages) == 1:
+        broker.enqueue(messages[0])
+        return
+    dispatch = broker.scripts["dispatch"]
+    pipe = broker.client.pipeline(transaction=False)
+    now = int(time.time() * 1000)
+    for message in messages:
+        broker.declare_queue(message.queue_name)
+        redis_id = str(uuid.uuid4())
+        encoded = message.copy(options={"redis_message_id": redis_id}).encode()
+        dispatch(
+            keys=[broker.namespace],
+            args=[
+                "enqueue",
+                now,
+                message.queue_name,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                0,
+                broker._max_unpack_size(),
+                redis_id,
+                encoded,
+            ],
+            client=pipe,
+        )
+    pipe.execute()

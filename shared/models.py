@@ -1,0 +1,128 @@
+"""The ``render`` table and the vocabulary of its state machine.
+
+Field names here are a public contract: other services read ``id``, ``user_id``,
+``generation_id``, ``status``, ``progress``, ``output_url``, ``output_size_bytes``, ``cost_usd``,
+``error_code``, ``error_message``, ``attempts``, ``created_at``, ``started_at`` and
+``completed_at``. Columns after those are worker bookkeeping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RenderStatus(StrEnum):
+    PENDING = "pending"
+    RENDERING = "rendering"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RenderStatus.COMPLETE, RenderStatus.FAILED)
+
+
+#: Every legal move. Anything else is a bug and raises ``IllegalTransition``.
+LEGAL_TRANSITIONS: frozenset[tuple[RenderStatus, RenderStatus]] = frozenset(
+    {
+        (RenderStatus.PENDING, RenderStatus.RENDERING),
+        (RenderStatus.RENDERING, RenderStatus.COMPLETE),
+        (RenderStatus.RENDERING, RenderStatus.FAILED),
+        (RenderStatus.PENDING, RenderStatus.FAILED),  # bad input, or gave up starting
+        (RenderStatus.FAILED, RenderStatus.PENDING),  # replay
+    }
+)
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable reasons a render failed. Stable: clients switch on these."""
+
+    INVALID_REQUEST = "invalid_request"  # the message did not match the schema
+    LIMIT_EXCEEDED = "limit_exceeded"  # resolution, duration, fps or props size over a limit
+    LAMBDA_REJECTED = "lambda_rejected"  # Remotion refused to start the render
+    LAMBDA_CONFIG = "lambda_config"  # function missing, access denied: an operator problem
+    LAMBDA_UNAVAILABLE = "lambda_unavailable"  # transient start errors never cleared
+    RENDER_ERROR = "render_error"  # Remotion reported a fatal error while rendering
+    TIMEOUT = "timeout"  # not done within RENDER_TIMEOUT
+    POLL_FAILED = "poll_failed"  # progress could not be read for MAX_POLL_FAILURES sweeps
+
+    @property
+    def replayable(self) -> bool:
+        """Replaying the same request cannot fix a request the schema or limits reject."""
+        return self not in (ErrorCode.INVALID_REQUEST, ErrorCode.LIMIT_EXCEEDED)
+
+
+class Render(SQLModel, table=True):
+    __tablename__ = "render"
+    __table_args__ = (
+        sa.Index("ix_render_user_created", "user_id", "created_at"),
+        sa.Index("ix_render_generation_created", "generation_id", "created_at"),
+        sa.Index("ix_render_status_polled", "status", "last_polled_at"),
+        sa.Index("ix_render_status_created", "status", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=128)
+    generation_id: str = Field(max_length=128)
+    status: RenderStatus = Field(
+        default=RenderStatus.PENDING,
+        sa_type=sa.Enum(
+            RenderStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+            validate_strings=True,
+        ),
+    )
+    progress: float = 0.0
+
+    # The request, as validated.
+    composition: str = Field(max_length=256)
+    input_props: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    width: int
+    height: int
+    fps: int
+    duration_in_frames: int
+    codec: str = Field(default="h264", max_length=16)
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+
+    # Results.
+    output_url: str | None = Field(default=None, sa_type=sa.Text)
+    output_size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    cost_usd: float | None = None
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    #: Earlier failures, oldest first, kept when a render is replayed: [{code, message, at}].
+    error_history: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    #: Lifecycles of this render: 1 when created, +1 per replay.
+    attempts: int = 1
+
+    # Lambda bookkeeping.
+    lambda_render_id: str | None = Field(default=None, max_length=64)
+    lambda_bucket: str | None = Field(default=None, max_length=128)
+    out_name: str | None = Field(default=None, max_length=256)
+    #: A worker's lease on starting this render (while still ``pending``): only the holder of
+    #: an unexpired token may call Lambda ``start``.
+    claim_token: str | None = Field(default=None, max_length=64)
+    claim_expires_at: datetime | None = None
+    #: Lambda ``start`` calls made for this render (including ones that failed or timed out);
+    #: more than one per attempt means a start may have been duplicated.
+    start_requests: int = 0
+    poll_failures: int = 0
+    #: When the per-user rate limit lets this render start (shown while it waits).
+    throttled_until: datetime | None = None
+
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_polled_at: datetime | None = None

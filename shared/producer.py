@@ -1,0 +1,65 @@
+"""The producer API other Python services call to request renders.
+
+    from shared.producer import enqueue_render, RenderRequest
+    render = enqueue_render(RenderRequest(user_id="u1", generation_id="g1", composition="Main",
+        input_props={"title": "Hi"}, width=1920, height=1080, fps=30, duration_in_frames=300))
+
+The row is written before the message is sent, so ``render.id`` can be shown to a user at
+once. If the process dies between the two, the render stays ``pending`` with no message; the
+worker side can recover it because the message carries the whole request. A request that breaks
+a render limit raises ``RenderLimitExceeded`` here and never reaches the queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from shared import repository
+from shared.messages import enqueue_many, producer_broker, start_render_message
+from shared.models import Render
+from shared.render_limits import RenderLimitExceeded, RenderLimits
+from shared.render_request import RenderMessage, RenderRequest
+
+__all__ = [
+    "RenderLimitExceeded",
+    "RenderRequest",
+    "enqueue_render",
+    "enqueue_renders",
+    "message_payload",
+]
+
+
+def message_payload(render_id: str, request: RenderRequest) -> dict[str, object]:
+    """The JSON body of the ``start_render`` message for a stored render."""
+    return RenderMessage(**request.model_dump(), render_id=render_id).model_dump(
+        mode="json", exclude_none=True
+    )
+
+
+def enqueue_renders(requests: Sequence[RenderRequest]) -> list[Render]:
+    """Validate, store and enqueue many renders with one insert and one Redis round trip.
+
+    All requests are checked against the limits before anything is stored: one bad request
+    rejects the batch, so a caller never has to work out which half went through.
+    """
+    limits = RenderLimits.from_settings()
+    for request in requests:
+        limits.enforce(request)
+    stored = repository.insert_pending_many([(str(uuid.uuid4()), r) for r in requests])
+    messages = [
+        start_render_message(message_payload(render.id, request))
+        for (render, created), request in zip(stored, requests, strict=True)
+        if created
+    ]
+    enqueue_many(producer_broker(), messages)
+    return [render for render, _ in stored]
+
+
+def enqueue_render(request: RenderRequest) -> Render:
+    """Validate, store and enqueue one render; returns the stored ``pending`` render.
+
+    With ``request.idempotency_key`` set, repeating the call returns the first render and
+    enqueues nothing new.
+    """
+    return enqueue_renders([request])[0]

@@ -1,0 +1,355 @@
+"""State-changing operations on renders. Internal: only workers and operator scripts call these.
+
+Every change is one compare-and-set ``UPDATE ... WHERE id = :id AND status = :expected`` (plus
+a claim token where a lease is involved). A rowcount of zero means another process moved the
+render first; nothing here reads a row, decides in Python and writes it back without such a
+guard, so two deliveries of one message can never both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from shared.db import get_engine, session_scope
+from shared.errors import IllegalTransition, RenderNotFound
+from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
+from shared.render_request import CODEC_EXTENSIONS, RenderRequest
+
+_table = Render.__table__  # type: ignore[attr-defined]
+
+
+def _insert_statement(rows: list[dict[str, Any]]) -> Any:
+    dialect = get_engine().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(_table).values(rows).on_conflict_do_nothing()
+
+
+def _row_values(render_id: str, request: RenderRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "id": render_id,
+        "user_id": request.user_id,
+        "generation_id": request.generation_id,
+        "status": RenderStatus.PENDING,
+        "progress": 0.0,
+        "composition": request.composition,
+        "input_props": request.input_props,
+        "width": request.width,
+        "height": request.height,
+        "fps": request.fps,
+        "duration_in_frames": request.duration_in_frames,
+        "codec": request.codec,
+        "idempotency_key": request.idempotency_key,
+        "error_history": [],
+        "attempts": 1,
+        "start_requests": 0,
+        "poll_failures": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def insert_pending_many(
+    items: Sequence[tuple[str, RenderRequest]],
+) -> list[tuple[Render, bool]]:
+    """Create ``pending`` rows; return each stored render and whether this call created it.
+
+    Conflicts (same id, or same idempotency key) are not errors: the existing row is returned
+    with ``created=False``. That makes a redelivered message and a repeated producer call
+    both harmless.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    rows = [_row_values(rid, req, now) for rid, req in items]
+    with session_scope() as session:
+        created = set(session.execute(_insert_statement(rows).returning(_table.c.id)).scalars())
+    ids = [rid for rid, _ in items]
+    keys = [req.idempotency_key for _, req in items if req.idempotency_key]
+    condition = Render.id.in_(ids)  # type: ignore[attr-defined]
+    if keys:
+        condition = sa.or_(condition, Render.idempotency_key.in_(keys))  # type: ignore[union-attr]
+    with Session(get_engine()) as session:
+        stored = list(session.exec(select(Render).where(condition)))
+    by_id = {r.id: r for r in stored}
+    by_key = {r.idempotency_key: r for r in stored if r.idempotency_key}
+    results: list[tuple[Render, bool]] = []
+    for rid, req in items:
+        row = by_id.get(rid) if rid in created else None
+        if row is None:
+            row = (by_key.get(req.idempotency_key) if req.idempotency_key else None) or by_id.get(
+                rid
+            )
+        if row is None:
+            raise RenderNotFound(rid)
+        results.append((row, rid in created))
+    return results
+
+
+def insert_pending(render_id: str, request: RenderRequest) -> tuple[Render, bool]:
+    return insert_pending_many([(render_id, request)])[0]
+
+
+def _cas(
+    render_id: str,
+    from_status: RenderStatus,
+    to_status: RenderStatus | None,
+    values: dict[str, Any],
+    *extra_conditions: Any,
+) -> Render | None:
+    """One guarded UPDATE; returns the updated row, or None if the guard did not match."""
+    now = utcnow()
+    stmt = (
+        sa.update(Render)
+        .where(Render.id == render_id, Render.status == from_status, *extra_conditions)  # type: ignore[arg-type]
+        .values(updated_at=now, **values, **({"status": to_status} if to_status else {}))
+        .returning(Render)
+        .execution_options(synchronize_session=False)
+    )
+    with session_scope() as session:
+        row = session.execute(stmt).scalars().first()
+    return row
+
+
+def _current_status(render_id: str) -> str | None:
+    with Session(get_engine()) as session:
+        status = session.exec(select(Render.status).where(Render.id == render_id)).first()
+    return None if status is None else str(status)
+
+
+def transition(
+    render_id: str,
+    from_status: RenderStatus,
+    to_status: RenderStatus,
+    *extra_conditions: Any,
+    **values: Any,
+) -> Render:
+    """Move a render between states, atomically, or raise ``IllegalTransition``."""
+    if (from_status, to_status) not in LEGAL_TRANSITIONS:
+        raise IllegalTransition(render_id, from_status, to_status)
+    row = _cas(render_id, from_status, to_status, values, *extra_conditions)
+    if row is None:
+        actual = _current_status(render_id)
+        if actual is None:
+            raise RenderNotFound(render_id)
+        raise IllegalTransition(render_id, from_status, to_status, actual)
+    return row
+
+
+# --- starting ------------------------------------------------------------------------------
+
+
+def out_name_for(render: Render) -> str:
+    """Deterministic output key per render attempt.
+
+    A repeated ``start`` for the same attempt overwrites the same object instead of producing
+    a second file, and the emulator (or S3) can be asked whether this attempt already started.
+    """
+    return f"{render.id}-{render.attempts}.{CODEC_EXTENSIONS.get(render.codec, 'mp4')}"
+
+
+def claim_start(render_id: str, token: str, lease_s: float) -> Render | None:
+    """Take the exclusive right to call Lambda ``start`` for a pending render.
+
+    Returns None when the render is not pending or another worker holds an unexpired claim.
+    The claim also counts the start request before it is made, so a crash in the unavoidable
+    window (Lambda started, ids not yet saved) is visible as ``start_requests`` > 1.
+    """
+    now = utcnow()
+    row = _cas(
+        render_id,
+        RenderStatus.PENDING,
+        None,
+        {
+            "claim_token": token,
+            "claim_expires_at": now + timedelta(seconds=lease_s),
+            "start_requests": Render.start_requests + 1,
+        },
+        sa.or_(Render.claim_expires_at.is_(None), Render.claim_expires_at < now),  # type: ignore[union-attr]
+    )
+    if row is not None and row.out_name is None:
+        row = _cas(
+            render_id,
+            RenderStatus.PENDING,
+            None,
+            {"out_name": out_name_for(row)},
+            Render.claim_token == token,
+        )
+    return row
+
+
+def release_claim(render_id: str, token: str, *, throttled_until: datetime | None = None) -> bool:
+    """Give the claim back after a start that did not happen (throttled, transient error)."""
+    row = _cas(
+        render_id,
+        RenderStatus.PENDING,
+        None,
+        {"claim_token": None, "claim_expires_at": None, "throttled_until": throttled_until},
+        Render.claim_token == token,
+    )
+    return row is not None
+
+
+def set_throttled_until(render_id: str, until: datetime | None) -> None:
+    _cas(render_id, RenderStatus.PENDING, None, {"throttled_until": until})
+
+
+def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_bucket: str) -> Render:
+    now = utcnow()
+    return transition(
+        render_id,
+        RenderStatus.PENDING,
+        RenderStatus.RENDERING,
+        Render.claim_token == token,
+        lambda_render_id=lambda_render_id,
+        lambda_bucket=lambda_bucket,
+        claim_token=None,
+        claim_expires_at=None,
+        throttled_until=None,
+        started_at=now,
+        last_polled_at=None,
+        poll_failures=0,
+        progress=0.0,
+    )
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+def record_progress(render_id: str, progress: float, cost_usd: float | None) -> bool:
+    """Store a progress reading; progress never moves backwards (Remotion's sometimes does)."""
+    progress = min(max(progress, 0.0), 1.0)
+    row = _cas(
+        render_id,
+        RenderStatus.RENDERING,
+        None,
+        {
+            "progress": sa.case((Render.progress < progress, progress), else_=Render.progress),
+            "cost_usd": cost_usd,
+            "last_polled_at": utcnow(),
+            "poll_failures": 0,
+        },
+    )
+    return row is not None
+
+
+def record_poll_failure(render_id: str) -> int | None:
+    """Count a failed progress call; returns the new consecutive-failure count."""
+    row = _cas(
+        render_id,
+        RenderStatus.RENDERING,
+        None,
+        {"poll_failures": Render.poll_failures + 1, "last_polled_at": utcnow()},
+    )
+    return None if row is None else row.poll_failures
+
+
+def complete(
+    render_id: str, *, output_url: str, output_size_bytes: int | None, cost_usd: float | None
+) -> Render:
+    return transition(
+        render_id,
+        RenderStatus.RENDERING,
+        RenderStatus.COMPLETE,
+        progress=1.0,
+        output_url=output_url,
+        output_size_bytes=output_size_bytes,
+        cost_usd=cost_usd,
+        completed_at=utcnow(),
+        last_polled_at=utcnow(),
+    )
+
+
+def fail(
+    render_id: str,
+    from_status: RenderStatus,
+    *,
+    code: str,
+    message: str,
+    cost_usd: float | None = None,
+) -> Render:
+    values: dict[str, Any] = {
+        "error_code": code,
+        "error_message": message[:4000],
+        "completed_at": utcnow(),
+        "claim_token": None,
+        "claim_expires_at": None,
+        "throttled_until": None,
+    }
+    if cost_usd is not None:
+        values["cost_usd"] = cost_usd
+    return transition(render_id, from_status, RenderStatus.FAILED, **values)
+
+
+def replay(render_id: str) -> Render:
+    """failed -> pending for another attempt, keeping the previous error in the history.
+
+    The history is a JSON list, rewritten in Python, so the UPDATE is guarded by the
+    ``attempts`` value that was read: a concurrent replay of the same render loses the race
+    and raises instead of replaying twice.
+    """
+    with Session(get_engine()) as session:
+        row = session.get(Render, render_id)
+    if row is None:
+        raise RenderNotFound(render_id)
+    if row.status != RenderStatus.FAILED:
+        raise IllegalTransition(render_id, RenderStatus.FAILED, RenderStatus.PENDING, row.status)
+    history = [
+        *row.error_history,
+        {
+            "attempt": row.attempts,
+            "code": row.error_code,
+            "message": row.error_message,
+            "failed_at": row.completed_at.isoformat() if row.completed_at else None,
+        },
+    ]
+    return transition(
+        render_id,
+        RenderStatus.FAILED,
+        RenderStatus.PENDING,
+        Render.attempts == row.attempts,
+        attempts=row.attempts + 1,
+        error_history=history,
+        error_code=None,
+        error_message=None,
+        progress=0.0,
+        output_url=None,
+        output_size_bytes=None,
+        cost_usd=None,
+        lambda_render_id=None,
+        lambda_bucket=None,
+        out_name=None,
+        started_at=None,
+        completed_at=None,
+        last_polled_at=None,
+        poll_failures=0,
+    )
+
+
+# --- queries the workers need ---------------------------------------------------------------
+
+
+def rendering_ids(limit: int | None = None) -> list[str]:
+    """Renders to poll, least recently polled first."""
+    stmt = (
+        select(Render.id)
+        .where(Render.status == RenderStatus.RENDERING)
+        .order_by(Render.last_polled_at.is_not(None), Render.last_polled_at)  # type: ignore[union-attr]
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    with Session(get_engine()) as session:
+        return list(session.exec(stmt))
+
+
+def load_many(render_ids: Iterable[str]) -> list[Render]:
+    ids = list(render_ids)
+    if not ids:
+        return []
+    with Session(get_engine()) as session:
+        return list(session.exec(select(Render).where(Render.id.in_(ids))))  # type: ignore[attr-defined]

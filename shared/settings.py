@@ -1,0 +1,122 @@
+"""The one settings object for producers, workers, the scheduler and the scripts.
+
+Everything configurable is read from the environment here and nowhere else, so the README's
+settings table and this class are the whole story. Values are validated at start-up: a worker
+with a malformed ``RENDER_RATE_LIMIT`` should refuse to start, not fail its first render.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The Remotion version the Lambda function is deployed with. The function rejects requests
+#: from any other client version, so this, the ``remotion-lambda`` pin in pyproject.toml and
+#: the default function name all move together.
+REMOTION_VERSION = "4.0.539"
+DEFAULT_FUNCTION_NAME = "remotion-render-4-0-539-mem2048mb-disk2048mb-120sec"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    # --- connections -------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every Redis key renderq and Dramatiq write; lets several deployments (or test
+    #: runs) share one Redis.
+    redis_namespace: str = "renderq"
+    database_url: str = "sqlite:///renderq.db"
+    #: Seconds a SQLite connection waits for a lock before failing.
+    sqlite_busy_timeout_s: float = 30.0
+    db_pool_size: int = 10
+
+    # --- Remotion Lambda -------------------------------------------------------------------
+    remotion_aws_access_key_id: SecretStr | None = None
+    remotion_aws_secret_access_key: SecretStr | None = None
+    remotion_aws_region: str = "us-east-1"
+    remotion_lambda_function_name: str = DEFAULT_FUNCTION_NAME
+    remotion_serve_url: str = (
+        "https://remotionlambda-example.s3.amazonaws.com/sites/renderq/index.html"
+    )
+    #: Seconds to wait for a TCP connection to the Lambda API.
+    lambda_connect_timeout_s: float = 5.0
+    #: Seconds to wait for a Lambda invoke to answer. ``start`` only launches the render and
+    #: returns quickly; a long wait here widens the window in which a start may have happened
+    #: without us knowing.
+    lambda_read_timeout_s: float = 30.0
+    #: Parallel progress calls per poll batch (per worker thread running a batch).
+    poll_concurrency: int = 16
+    #: ``framesPerLambda`` passed to Remotion; None lets Remotion choose.
+    frames_per_lambda: int | None = None
+
+    # --- render limits (see shared/render_limits.py) -----------------------------------------
+    #: Longest side in pixels; with ``max_short_side`` this is "1080p in either orientation".
+    max_long_side: int = 1920
+    #: The short side may not exceed this: 1920x1080 and 1080x1920 pass, 1920x1440 does not.
+    max_short_side: int = 1080
+    max_duration_s: float = 20.0
+    min_fps: int = 1
+    max_fps: int = 60
+    max_input_props_bytes: int = 64 * 1024
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    #: Seconds between progress sweeps of renders in ``rendering``.
+    poll_interval: float = 2.0
+    #: Renders per poll batch message.
+    poll_batch_size: int = 100
+    #: Seconds after ``started_at`` when a render that is not done is failed with ``timeout``.
+    render_timeout: float = 300.0
+    #: Consecutive failed progress calls after which a render is failed with ``poll_failed``.
+    max_poll_failures: int = 30
+    #: Start attempts that hit transient Lambda errors before the render is failed.
+    max_start_attempts: int = 8
+
+    # --- broker -----------------------------------------------------------------------------
+    #: Milliseconds without a heartbeat after which a worker is presumed dead and its unacked
+    #: messages are redelivered. Dramatiq's default (60 s) plus rare maintenance makes
+    #: redelivery take minutes.
+    broker_heartbeat_timeout_ms: int = 15_000
+    #: Out of 1,000,000 broker calls, how many run maintenance (requeueing dead workers'
+    #: messages). Dramatiq's default is 1,000 (0.1%).
+    broker_maintenance_chance: int = 20_000
+    start_queue: str = "renders"
+    poll_queue: str = "render-polls"
+    #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).
+    actor_time_limit_ms: int = 120_000
+
+    # --- logging ------------------------------------------------------------------------
+    log_level: str = "INFO"
+    #: ``json`` always, ``console`` always, or ``auto`` (console on a TTY, JSON otherwise).
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("poll_interval", "render_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+    @property
+    def claim_lease_s(self) -> float:
+        """How long a start claim protects a render from a second start.
+
+        It must outlast the longest possible Lambda ``start`` call (botocore retries are off,
+        so connect + read timeout) plus the database write after it, or a redelivered message
+        could start the render again while the first call is still in flight.
+        """
+        return 2 * (self.lambda_connect_timeout_s + self.lambda_read_timeout_s) + 10.0
+
+    def redis_key(self, *parts: str) -> str:
+        """Build a renderq-owned Redis key under the deployment namespace."""
+        return ":".join((self.redis_namespace, *parts))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once; tests call ``get_settings.cache_clear()``."""
+    return Settings()

@@ -1,0 +1,202 @@
+"""Test fixtures: real Redis, real SQLite and PostgreSQL, the emulator, real worker processes.
+
+Isolation: each test gets its own Redis key namespace (every renderq and Dramatiq key is under
+it) and its own database (a SQLite file, or a PostgreSQL database created for the session and
+emptied per test), so the suite can run beside a demo or another suite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from shared import db, lambda_client, messages
+from shared.migrate import upgrade_head
+from shared.settings import get_settings
+from tests.support import WorkerGroup, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    if _reachable(url):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(f"no Redis at {url} and no redis-server binary to start one")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _reachable(url):
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("private redis-server did not start")
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL)
+    try:
+        engine = sa.create_engine(db.normalize_url(url))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        if os.environ.get("RENDERQ_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL required but unreachable at {url}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {url}: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_server_url: str) -> Iterator[str]:
+    """A database of our own for this test session, dropped at the end."""
+    name = f"renderq_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(db.normalize_url(pg_server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    base = pg_server_url.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    upgrade_head(url)
+    yield url
+    db.dispose_engines()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """Run the test once against SQLite and once against PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'renderq.db'}"
+        upgrade_head(url)
+        yield url
+        return
+    url = request.getfixturevalue("pg_database_url")
+    engine = sa.create_engine(db.normalize_url(url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE TABLE render")
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'renderq.db'}"
+    upgrade_head(url)
+    return url
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    ns = f"renderq-test-{uuid.uuid4().hex[:10]}"
+    yield ns
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i : i + 500])
+    client.close()
+
+
+@pytest.fixture
+def emulator() -> Iterator[object]:
+    from scripts.lambda_emulator import EmulatorServer
+
+    server = EmulatorServer(port=0, speed=3000)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    namespace: str,
+    emulator: object,
+) -> Iterator[dict[str, str]]:
+    """Point settings at this test's Redis namespace and the emulator; the database is chosen
+    by the test (``use_db``). Returns the environment for child processes too."""
+    values = {
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": namespace,
+        "AWS_ENDPOINT_URL_LAMBDA": emulator.url,  # type: ignore[attr-defined]
+        "REMOTION_AWS_ACCESS_KEY_ID": "AKIAEMULATORTEST0001",
+        "REMOTION_AWS_SECRET_ACCESS_KEY": "emulator-secret-key-not-real-0000000000",
+        "REMOTION_SERVE_URL": "https://example.invalid/sites/test/index.html",
+        "POLL_INTERVAL": "0.25",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
+        "BROKER_MAINTENANCE_CHANCE": "100000",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    _reset_caches()
+    yield values
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    get_settings.cache_clear()
+    db.dispose_engines()
+    messages.reset_producer_broker()
+    lambda_client.reset_lambda()
+
+
+@pytest.fixture
+def use_db(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> object:
+    """Call with a database URL to make it this test's database (in-process and children)."""
+
+    def _use(url: str) -> str:
+        monkeypatch.setenv("DATABASE_URL", url)
+        env["DATABASE_URL"] = url
+        _reset_caches()
+        return url
+
+    return _use
+
+
+@pytest.fixture
+def workers(env: dict[str, str]) -> Iterator[WorkerGroup]:
+    group = WorkerGroup(ROOT, env)
+    yield group
+    group.stop_all()

@@ -1,0 +1,142 @@
+"""Helpers for tests that run real processes: workers, schedulers, the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def emulator_call(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url.rstrip("/") + path, data=data, method="GET" if body is None else "POST"
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def json_logs(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.logs().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return lines
+
+
+@dataclass
+class WorkerGroup:
+    """Starts ``dramatiq`` workers and schedulers as real subprocesses with a given env."""
+
+    root: Path
+    env: dict[str, str]
+    processes: list[ManagedProcess] = field(default_factory=list)
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="renderq-logs-")))
+
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None) -> ManagedProcess:
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        log_path = self.log_dir / f"{name}-{len(self.processes)}.log"
+        log_file = log_path.open("wb")
+        proc = subprocess.Popen(
+            argv,
+            cwd=self.root,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        managed = ManagedProcess(name, proc, log_path)
+        self.processes.append(managed)
+        return managed
+
+    def start_worker(
+        self,
+        *,
+        processes: int = 1,
+        threads: int = 4,
+        queues: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> ManagedProcess:
+        bin_dir = Path(sys.executable).parent
+        argv = [
+            str(bin_dir / "dramatiq"),
+            "worker.actors",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--skip-logging",
+            "--worker-shutdown-timeout",
+            "10000",
+        ]
+        if queues:
+            argv += ["--queues", *queues]
+        return self._spawn("worker", argv, extra_env)
+
+    def start_scheduler(self, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        return self._spawn("scheduler", [sys.executable, "-m", "worker.scheduler"], extra_env)
+
+    def stop(self, managed: ManagedProcess, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if managed.proc.poll() is None:
+            try:
+                os.killpg(managed.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                managed.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(managed.proc.pid, signal.SIGKILL)
+                managed.proc.wait(5)
+        return managed.proc.returncode
+
+    def stop_all(self) -> None:
+        for managed in reversed(self.processes):
+            self.stop(managed)
+
+    def all_logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.logs()}" for p in self.processes)

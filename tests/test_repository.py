@@ -1,0 +1,182 @@
+"""The state machine and the read queries, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from shared import renders, repository
+from shared.errors import IllegalTransition, RenderNotFound
+from shared.models import LEGAL_TRANSITIONS, RenderStatus, utcnow
+from shared.render_request import RenderRequest
+
+
+def request(**overrides: object) -> RenderRequest:
+    values: dict[str, object] = {
+        "user_id": "u1",
+        "generation_id": "g1",
+        "composition": "Main",
+        "input_props": {"title": "Hi"},
+        "width": 1920,
+        "height": 1080,
+        "fps": 30,
+        "duration_in_frames": 300,
+    }
+    values.update(overrides)
+    return RenderRequest(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def db(use_db, database_url):
+    return use_db(database_url)
+
+
+def new_render(**overrides: object):
+    render, created = repository.insert_pending(str(uuid.uuid4()), request(**overrides))
+    assert created
+    return render
+
+
+def started(render_id: str):
+    token = uuid.uuid4().hex
+    assert repository.claim_start(render_id, token, 60) is not None
+    return repository.mark_rendering(render_id, token, "lambda123", "bucket")
+
+
+def test_insert_is_idempotent_by_id_and_key(db):
+    rid = str(uuid.uuid4())
+    first, created = repository.insert_pending(rid, request(idempotency_key="k1"))
+    assert created and first.status == RenderStatus.PENDING and first.attempts == 1
+    again, created_again = repository.insert_pending(rid, request(idempotency_key="k1"))
+    assert not created_again and again.id == rid
+    other, created_other = repository.insert_pending(str(uuid.uuid4()), request(idempotency_key="k1"))
+    assert not created_other and other.id == rid
+
+
+def test_full_lifecycle_and_timestamps(db):
+    render = new_render()
+    rendering = started(render.id)
+    assert rendering.status == RenderStatus.RENDERING
+    assert rendering.started_at is not None and rendering.lambda_render_id == "lambda123"
+    assert repository.record_progress(render.id, 0.5, 0.001)
+    assert repository.record_progress(render.id, 0.3, 0.002)  # never moves backwards
+    assert renders.get(render.id).progress == pytest.approx(0.5)
+    done = repository.complete(
+        render.id, output_url="https://x/out.mp4", output_size_bytes=123, cost_usd=0.01
+    )
+    assert done.status == RenderStatus.COMPLETE and done.progress == 1.0
+    assert done.completed_at >= done.started_at >= done.created_at
+    assert done.model_dump(mode="json")["status"] == "complete"
+
+
+@pytest.mark.parametrize("to", list(RenderStatus))
+@pytest.mark.parametrize("frm", list(RenderStatus))
+def test_illegal_moves_raise(db, frm, to):
+    if (frm, to) in LEGAL_TRANSITIONS:
+        return
+    render = new_render()
+    with pytest.raises(IllegalTransition):
+        repository.transition(render.id, frm, to)
+
+
+def test_transition_from_wrong_state_reports_actual(db):
+    render = new_render()
+    with pytest.raises(IllegalTransition) as info:
+        repository.complete(render.id, output_url="u", output_size_bytes=1, cost_usd=0)
+    assert info.value.actual == "pending"
+    with pytest.raises(RenderNotFound):
+        repository.transition("nope", RenderStatus.PENDING, RenderStatus.FAILED)
+
+
+def test_claim_is_exclusive_until_it_expires(db):
+    render = new_render()
+    assert repository.claim_start(render.id, "a", 60) is not None
+    assert repository.claim_start(render.id, "b", 60) is None
+    with pytest.raises(IllegalTransition):
+        repository.mark_rendering(render.id, "b", "x", "y")
+    assert repository.release_claim(render.id, "a")
+    claimed = repository.claim_start(render.id, "b", 0.001)
+    assert claimed is not None and claimed.start_requests == 2
+    assert claimed.out_name == f"{render.id}-1.mp4"
+    # An expired claim can be taken over (the holder died).
+    import time
+
+    time.sleep(0.01)
+    assert repository.claim_start(render.id, "c", 60) is not None
+
+
+def test_concurrent_claims_have_one_winner(db):
+    render = new_render()
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claim(token: str) -> None:
+        barrier.wait()
+        if repository.claim_start(render.id, token, 60):
+            winners.append(token)
+
+    threads = [threading.Thread(target=claim, args=(f"t{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+
+
+def test_replay_keeps_history_and_only_one_concurrent_replay_wins(db):
+    render = new_render()
+    rendering = started(render.id)
+    repository.fail(rendering.id, RenderStatus.RENDERING, code="render_error", message="boom")
+    results: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def replay() -> None:
+        barrier.wait()
+        try:
+            results.append(repository.replay(render.id))
+        except IllegalTransition as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=replay) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    replayed = [r for r in results if not isinstance(r, Exception)]
+    assert len(replayed) == 1
+    again = renders.get(render.id)
+    assert again.status == RenderStatus.PENDING and again.attempts == 2
+    assert again.error_code is None
+    assert again.error_history[0]["code"] == "render_error"
+    assert again.error_history[0]["message"] == "boom"
+    claimed = repository.claim_start(render.id, "t", 60)
+    assert claimed.out_name == f"{render.id}-2.mp4"  # a new attempt writes a new object
+
+
+def test_queries(db):
+    a = new_render(user_id="alice", generation_id="gen-a")
+    b = new_render(user_id="alice", generation_id="gen-b")
+    new_render(user_id="bob", generation_id="gen-c")
+    assert renders.get(a.id).id == a.id
+    assert renders.get("missing") is None
+    assert renders.get_by_generation("gen-b").id == b.id
+    page = renders.list_by_user("alice", limit=1)
+    assert [r.id for r in page] == [b.id]
+    older = renders.list_by_user("alice", limit=10, before=page[0].created_at)
+    assert [r.id for r in older] == [a.id]
+    assert renders.count_by_status()["pending"] == 3
+    assert len(renders.list_by_status("pending")) == 3
+    assert renders.list_by_user("alice", before=utcnow() - timedelta(days=1)) == []
+
+
+def test_poll_failures_count_and_reset(db):
+    render = new_render()
+    started(render.id)
+    assert repository.record_poll_failure(render.id) == 1
+    assert repository.record_poll_failure(render.id) == 2
+    repository.record_progress(render.id, 0.1, None)
+    assert renders.get(render.id).poll_failures == 0
+    assert repository.rendering_ids() == [render.id]

@@ -1,0 +1,59 @@
+"""The actors. The module the ``dramatiq`` CLI loads: ``dramatiq worker.actors``.
+
+Actors are thin: they translate a message into a call of ``worker.start`` or ``worker.poller``
+and turn a ``Defer`` into a delayed re-enqueue. Queue names come from settings so that starts
+and polls can be served by separate worker groups (``-Q``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from shared.log import get_logger
+from shared.messages import POLL_BATCH, POLL_TICK, START_RENDER
+from shared.settings import get_settings
+from worker import poller, start
+from worker.broker import broker
+from worker.defer import Defer, defer_current
+
+log = get_logger(__name__)
+_settings = get_settings()
+
+
+@dramatiq.actor(
+    actor_name=START_RENDER,
+    queue_name=_settings.start_queue,
+    max_retries=20,
+    throws=(start.PoisonMessage,),
+)
+def start_render(payload: Any) -> None:
+    message = CurrentMessage.get_current_message()
+    try:
+        start.start_render(payload, message.message_id if message else "")
+    except Defer as exc:
+        defer_current(exc)
+
+
+@dramatiq.actor(
+    actor_name=POLL_TICK,
+    queue_name=_settings.poll_queue,
+    max_retries=0,
+    # A tick that waited longer than a few intervals is stale: a newer one is coming.
+    max_age=int(_settings.poll_interval * 5000),
+)
+def poll_tick(slot: int) -> None:
+    if not poller.claim_slot(broker.client, slot):
+        log.debug("poll slot already claimed", slot=slot)
+        return
+    batches = poller.plan_sweep()
+    for batch in batches:
+        poll_batch.send(batch)
+    log.info("poll sweep planned", slot=slot, batches=len(batches), renders=sum(map(len, batches)))
+
+
+@dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=3)
+def poll_batch(render_ids: list[str]) -> None:
+    poller.poll_batch(render_ids)

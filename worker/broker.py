@@ -1,0 +1,45 @@
+"""The worker's broker: Redis, tuned for fast crash recovery, with renderq's middleware.
+
+Importing this module configures logging and installs the broker as Dramatiq's global broker,
+so it must be imported before any actor module (``worker.actors`` does that first). Middleware
+order matters: ``before_*`` hooks run in list order, ``after_*`` in reverse.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    CurrentMessage,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from shared.log import configure_logging
+from shared.messages import make_broker
+from shared.settings import Settings, get_settings
+from worker.middleware.envelope import ForeignEnvelope
+from worker.middleware.log_context import LogContext
+
+
+def build_broker(settings: Settings | None = None) -> RedisBroker:
+    settings = settings or get_settings()
+    middleware = [
+        LogContext(),
+        ForeignEnvelope(),
+        AgeLimit(),
+        TimeLimit(time_limit=settings.actor_time_limit_ms),
+        ShutdownNotifications(),
+        CurrentMessage(),
+        # Renderq handles Lambda throttling and transient errors itself (without counting them
+        # as retries); Retries is for the unexpected: a database outage, a bug.
+        Retries(max_retries=20, min_backoff=1_000, max_backoff=300_000),
+    ]
+    return make_broker(settings, middleware=middleware)
+
+
+configure_logging()
+broker = build_broker()
+dramatiq.set_broker(broker)

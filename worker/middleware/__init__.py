@@ -1,0 +1,1 @@
+"""Dramatiq middleware renderq adds to the broker (see ``worker.broker`` for the order)."""

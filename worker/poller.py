@@ -1,0 +1,155 @@
+"""Progress polling: one sweep per tick, split into batches that any worker can take.
+
+A tick (``poll_tick``, sent by the scheduler) first claims its time slot in Redis so that two
+schedulers, or a redelivered tick, sweep once per interval; it then splits the ``rendering``
+renders into ``poll_batch`` messages. Each batch polls its renders concurrently on a thread pool,
+so a sweep scales with the number of worker processes, not with one thread. Every state change
+is a guarded transition, so a render polled twice at once is still completed once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import structlog
+
+from shared import repository
+from shared.errors import IllegalTransition
+from shared.lambda_client import LambdaError, get_lambda
+from shared.log import get_logger
+from shared.models import ErrorCode, Render, RenderStatus, utcnow
+from shared.settings import get_settings
+
+log = get_logger(__name__)
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(
+                    max_workers=get_settings().poll_concurrency, thread_name_prefix="poll"
+                )
+    return _pool
+
+
+def claim_slot(redis_client: object, slot: int) -> bool:
+    """True for the first tick of a slot; later ticks for the same slot (a second scheduler,
+    a redelivery) get False. The key outlives the slot, so a late duplicate is caught too."""
+    settings = get_settings()
+    ttl_ms = int(settings.poll_interval * 2000)
+    key = settings.redis_key("poll-slot", str(slot))
+    return bool(redis_client.set(key, "1", nx=True, px=ttl_ms))  # type: ignore[attr-defined]
+
+
+def plan_sweep() -> list[list[str]]:
+    """The ``rendering`` renders to poll this sweep, in batches (least recently polled first)."""
+    settings = get_settings()
+    ids = repository.rendering_ids()
+    size = max(1, settings.poll_batch_size)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def poll_batch(render_ids: Sequence[str]) -> dict[str, int]:
+    """Poll a batch concurrently; returns counts of outcomes (for logs and metrics)."""
+    renders = [r for r in repository.load_many(render_ids) if r.status == RenderStatus.RENDERING]
+    outcomes: dict[str, int] = {}
+    context = structlog.contextvars.get_contextvars()
+    started = time.monotonic()
+    for outcome in _executor().map(lambda r: _poll_one(r, context), renders):
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    log.info(
+        "poll batch done",
+        renders=len(renders),
+        seconds=round(time.monotonic() - started, 3),
+        **outcomes,
+    )
+    return outcomes
+
+
+def _poll_one(render: Render, context: dict[str, object]) -> str:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**context, render_id=render.id, user_id=render.user_id)
+    try:
+        return poll_render(render)
+    except IllegalTransition as exc:
+        # Someone else (a duplicate tick, a replay) moved it first; that is fine.
+        log.info("render moved on while being polled", status=exc.actual)
+        return "raced"
+    except Exception:
+        log.exception("unexpected error while polling")
+        return "error"
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def poll_render(render: Render) -> str:
+    settings = get_settings()
+    assert render.lambda_render_id and render.lambda_bucket
+    if render.started_at and utcnow() - render.started_at > timedelta(
+        seconds=settings.render_timeout
+    ):
+        repository.fail(
+            render.id,
+            RenderStatus.RENDERING,
+            code=ErrorCode.TIMEOUT,
+            message=f"not done {settings.render_timeout:g}s after it started (RENDER_TIMEOUT)",
+        )
+        log.warning("render timed out", error_code=ErrorCode.TIMEOUT)
+        return "timed_out"
+    try:
+        progress = get_lambda().progress(render.lambda_render_id, render.lambda_bucket)
+    except LambdaError as exc:
+        failures = repository.record_poll_failure(render.id)
+        log.warning(
+            "progress call failed", error=str(exc), kind=type(exc).__name__, failures=failures
+        )
+        if failures is not None and failures >= settings.max_poll_failures:
+            repository.fail(
+                render.id,
+                RenderStatus.RENDERING,
+                code=ErrorCode.POLL_FAILED,
+                message=f"progress unreadable for {failures} polls; last error: {exc}",
+            )
+            return "failed"
+        return "poll_error"
+    if progress.fatal_error:
+        repository.fail(
+            render.id,
+            RenderStatus.RENDERING,
+            code=ErrorCode.RENDER_ERROR,
+            message=progress.fatal_error,
+            cost_usd=progress.cost_usd,
+        )
+        log.warning("render failed", error_code=ErrorCode.RENDER_ERROR, error=progress.fatal_error)
+        return "failed"
+    if progress.done:
+        if not progress.output_url:
+            log.warning("render reported done without an output file; polling again")
+            repository.record_progress(render.id, progress.overall, progress.cost_usd)
+            return "in_progress"
+        done = repository.complete(
+            render.id,
+            output_url=progress.output_url,
+            output_size_bytes=progress.output_size_bytes,
+            cost_usd=progress.cost_usd,
+        )
+        log.info(
+            "render complete",
+            output_url=done.output_url,
+            cost_usd=done.cost_usd,
+            seconds=(done.completed_at - done.started_at).total_seconds()
+            if done.completed_at and done.started_at
+            else None,
+        )
+        return "completed"
+    repository.record_progress(render.id, progress.overall, progress.cost_usd)
+    return "in_progress"

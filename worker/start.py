@@ -1,0 +1,208 @@
+"""Starting a render: validate the message, claim the render, call Lambda ``start``, record it.
+
+The order is what makes a double delivery harmless:
+
+1. the row is created if a foreign producer sent only a message (``INSERT .. ON CONFLICT DO
+   NOTHING``, keyed by the message id, so a redelivery finds the same row);
+2. a *claim* (token + lease) is taken with a compare-and-set while the render is ``pending``;
+   a second delivery finds the claim held, or the render already ``rendering``, and stops;
+3. only the claim holder calls Lambda, with botocore retries off;
+4. ``pending -> rendering`` is written guarded by the claim token, with the Lambda ids.
+
+A crash between 3 and 4 is the one window that cannot be closed without an idempotent
+``start`` from Remotion; ``start_requests`` on the row records that it happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from shared import repository
+from shared.errors import IllegalTransition
+from shared.lambda_client import (
+    LambdaConfigError,
+    LambdaRejected,
+    LambdaThrottled,
+    LambdaTransient,
+    get_lambda,
+)
+from shared.log import get_logger
+from shared.models import ErrorCode, Render, RenderStatus
+from shared.render_limits import RenderLimits
+from shared.render_request import RenderMessage, RenderRequest
+from shared.settings import get_settings
+from worker.defer import Defer, backoff_ms, current_option
+
+log = get_logger(__name__)
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed and names no render to fail: dead-letter it."""
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_payload(payload: Any, message_id: str) -> tuple[str, RenderRequest]:
+    """Validate a message body; a bad one fails its render if it names one, else is poison."""
+    try:
+        message = RenderMessage.model_validate(payload)
+    except ValidationError as exc:
+        reason = f"invalid render message: {_describe(exc)}"
+        render_id = payload.get("render_id") if isinstance(payload, dict) else None
+        if isinstance(render_id, str) and _fail_named_render(render_id, reason):
+            raise _Handled from exc
+        log.error("dead-lettering message", reason=reason, render_id=render_id)
+        raise PoisonMessage(reason) from exc
+    return message.render_id or message_id, message.request()
+
+
+class _Handled(Exception):
+    """The message was dealt with (the render it names was failed); ack it."""
+
+
+def _fail_named_render(render_id: str, reason: str) -> bool:
+    try:
+        repository.fail(
+            render_id, RenderStatus.PENDING, code=ErrorCode.INVALID_REQUEST, message=reason
+        )
+    except (IllegalTransition, LookupError):
+        return False
+    log.warning("render failed: invalid message", render_id=render_id, reason=reason)
+    return True
+
+
+def _request_of(render: Render) -> RenderRequest:
+    """The stored request: the row, not the message, is the source of truth once it exists."""
+    return RenderRequest.model_construct(
+        user_id=render.user_id,
+        generation_id=render.generation_id,
+        composition=render.composition,
+        input_props=render.input_props,
+        width=render.width,
+        height=render.height,
+        fps=render.fps,
+        duration_in_frames=render.duration_in_frames,
+        codec=render.codec,
+        idempotency_key=render.idempotency_key,
+    )
+
+
+def prepare(payload: Any, message_id: str) -> Render | None:
+    """Steps before the claim: validate, ensure the row exists, check limits.
+
+    Returns the pending render to start, or None when there is nothing (more) to do.
+    """
+    try:
+        render_id, request = parse_payload(payload, message_id)
+    except _Handled:
+        return None
+    structlog.contextvars.bind_contextvars(render_id=render_id, user_id=request.user_id)
+    render, created = repository.insert_pending(render_id, request)
+    if created:
+        log.info("render created from foreign message")
+    if render.id != render_id:
+        structlog.contextvars.bind_contextvars(render_id=render.id)
+        log.info("idempotency key matched an existing render")
+    if render.status != RenderStatus.PENDING:
+        log.info("render already past pending; duplicate delivery ignored", status=render.status)
+        return None
+    violations = RenderLimits.from_settings().violations(_request_of(render))
+    if violations:
+        message = "render limits exceeded: " + "; ".join(map(str, violations))
+        try:
+            repository.fail(
+                render.id, RenderStatus.PENDING, code=ErrorCode.LIMIT_EXCEEDED, message=message
+            )
+            log.warning("render rejected", error_code=ErrorCode.LIMIT_EXCEEDED, reason=message)
+        except IllegalTransition as exc:
+            log.info("render moved on before it could be rejected", status=exc.actual)
+        return None
+    return render
+
+
+def start_render(payload: Any, message_id: str) -> None:
+    render = prepare(payload, message_id)
+    if render is None:
+        return
+    settings = get_settings()
+    token = uuid.uuid4().hex
+    claimed = repository.claim_start(render.id, token, settings.claim_lease_s)
+    if claimed is None:
+        log.info("render is claimed by another worker or no longer pending; nothing to do")
+        return
+    assert claimed.out_name is not None
+    try:
+        started = get_lambda().start(
+            composition=claimed.composition,
+            input_props=claimed.input_props,
+            codec=claimed.codec,
+            width=claimed.width,
+            height=claimed.height,
+            fps=claimed.fps,
+            duration_in_frames=claimed.duration_in_frames,
+            out_name=claimed.out_name,
+        )
+    except LambdaThrottled as exc:
+        repository.release_claim(claimed.id, token)
+        attempt = int(current_option("lambda_throttles", 0))
+        delay = backoff_ms(attempt, base_ms=1_000, max_ms=60_000)
+        if exc.retry_after_s:
+            delay = max(delay, int(exc.retry_after_s * 1000))
+        raise Defer(delay, f"lambda throttled: {exc}", counter="lambda_throttles") from exc
+    except LambdaTransient as exc:
+        attempt = int(current_option("start_errors", 0)) + 1
+        if attempt >= settings.max_start_attempts:
+            _fail_start(claimed, ErrorCode.LAMBDA_UNAVAILABLE, f"{attempt} start attempts: {exc}")
+            return
+        repository.release_claim(claimed.id, token)
+        log.warning(
+            "lambda start failed transiently",
+            error=str(exc),
+            may_have_started=exc.may_have_started,
+            attempt=attempt,
+        )
+        delay = backoff_ms(attempt, base_ms=2_000, max_ms=300_000)
+        raise Defer(delay, f"transient lambda error: {exc}", counter="start_errors") from exc
+    except LambdaRejected as exc:
+        _fail_start(claimed, ErrorCode.LAMBDA_REJECTED, str(exc))
+        return
+    except LambdaConfigError as exc:
+        _fail_start(claimed, ErrorCode.LAMBDA_CONFIG, str(exc))
+        return
+
+    try:
+        repository.mark_rendering(claimed.id, token, started.render_id, started.bucket)
+    except IllegalTransition as exc:
+        # Our lease ran out while Lambda was answering and another worker took over: two
+        # renders may now be running. Nothing to undo from here; make it loud.
+        log.error(
+            "lost the start claim after Lambda started the render",
+            lambda_render_id=started.render_id,
+            status=exc.actual,
+        )
+        return
+    log.info(
+        "render started",
+        lambda_render_id=started.render_id,
+        bucket=started.bucket,
+        out_name=claimed.out_name,
+    )
+
+
+def _fail_start(render: Render, code: ErrorCode, message: str) -> None:
+    try:
+        repository.fail(render.id, RenderStatus.PENDING, code=code, message=message)
+    except IllegalTransition as exc:
+        log.info("render moved on before the start failure was recorded", status=exc.actual)
+        return
+    log.warning("render failed to start", error_code=code, error_message=message)
