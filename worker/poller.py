@@ -77,7 +77,9 @@ def poll_batch(render_ids: Sequence[str]) -> dict[str, int]:
 
 def _poll_one(render: Render, context: dict[str, object]) -> str:
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**context, render_id=render.id, user_id=render.user_id)
+    structlog.contextvars.bind_contextvars(
+        **{**context, "render_id": render.id, "user_id": render.user_id}
+    )
     try:
         return poll_render(render)
     except IllegalTransition as exc:

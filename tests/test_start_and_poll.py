@@ -1,0 +1,236 @@
+"""Start and poll logic in-process, against the emulator over HTTP and a real database."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from shared import renders
+from shared.producer import message_payload
+from shared.render_request import RenderRequest
+from shared.repository import insert_pending
+from shared.settings import get_settings
+from tests.support import emulator_call, wait_until
+from worker import poller, start
+from worker.defer import Defer
+
+
+def req(**overrides: object) -> RenderRequest:
+    values: dict[str, object] = {
+        "user_id": "u1",
+        "generation_id": "g1",
+        "composition": "Main",
+        "input_props": {"title": "Hi"},
+        "width": 1280,
+        "height": 720,
+        "fps": 30,
+        "duration_in_frames": 90,
+    }
+    values.update(overrides)
+    return RenderRequest(**values)  # type: ignore[arg-type]
+
+
+def pending(**overrides: object) -> tuple[str, dict]:
+    rid = str(uuid.uuid4())
+    request = req(**overrides)
+    insert_pending(rid, request)
+    return rid, message_payload(rid, request)
+
+
+def stats(emulator) -> dict:
+    return emulator_call(emulator.url, "/_emulator/stats")
+
+
+@pytest.fixture
+def db(use_db, database_url):
+    return use_db(database_url)
+
+
+@pytest.fixture
+def sqlite_db(use_db, sqlite_url):
+    return use_db(sqlite_url)
+
+
+def poll_until_terminal(render_id: str, timeout: float = 10.0):
+    def step():
+        render = renders.get(render_id)
+        if render.status in ("complete", "failed"):
+            return render
+        poller.poll_batch([render_id])
+        time.sleep(0.02)
+        return None
+
+    return wait_until(step, timeout=timeout, what=f"render {render_id} terminal")
+
+
+def test_start_then_poll_to_complete(db, emulator):
+    rid, payload = pending()
+    start.start_render(payload, "m1")
+    render = renders.get(rid)
+    assert render.status == "rendering"
+    assert render.lambda_render_id and render.lambda_bucket.startswith("remotionlambda-")
+    assert stats(emulator)["starts_by_out_name"] == {f"{rid}-1.mp4": 1}
+    done = poll_until_terminal(rid)
+    assert done.status == "complete"
+    assert done.output_url.endswith(f"{rid}-1.mp4")
+    assert done.output_size_bytes > 0 and done.cost_usd > 0 and done.progress == 1.0
+
+
+def test_same_message_delivered_concurrently_starts_once(db, emulator):
+    emulator_call(emulator.url, "/_emulator/faults", {"start_delay_ms": 100})
+    rid, payload = pending()
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            start.start_render(dict(payload), "same-message")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert stats(emulator)["starts_total"] == 1
+    assert renders.get(rid).status == "rendering"
+    # A late redelivery after the render started does nothing either.
+    start.start_render(dict(payload), "same-message")
+    assert stats(emulator)["starts_total"] == 1
+
+
+def test_foreign_message_without_row_creates_it_once(db, emulator):
+    payload = req(generation_id="foreign").model_dump(mode="json")
+    start.start_render(payload, "msg-123")
+    start.start_render(payload, "msg-123")  # redelivery
+    render = renders.get("msg-123")
+    assert render is not None and render.status == "rendering"
+    assert renders.count_by_status()["rendering"] == 1
+    assert stats(emulator)["starts_total"] == 1
+
+
+def test_invalid_message_naming_a_render_fails_it(sqlite_db, emulator):
+    rid, payload = pending()
+    payload["fps"] = "thirty"
+    start.start_render(payload, "m")
+    render = renders.get(rid)
+    assert render.status == "failed" and render.error_code == "invalid_request"
+    assert "fps" in render.error_message
+    assert stats(emulator)["starts_total"] == 0
+
+
+@pytest.mark.parametrize("payload", [None, [], "x", {"user_id": "u"}, {"render_id": 5}])
+def test_invalid_message_without_a_render_is_poison(sqlite_db, emulator, payload):
+    with pytest.raises(start.PoisonMessage):
+        start.start_render(payload, "m")
+    assert renders.count_by_status() == {"pending": 0, "rendering": 0, "complete": 0, "failed": 0}
+
+
+def test_foreign_message_over_limits_fails_without_reaching_lambda(sqlite_db, emulator):
+    payload = req(width=3840, height=2160).model_dump(mode="json")
+    start.start_render(payload, "msg-4k")
+    render = renders.get("msg-4k")
+    assert render.status == "failed" and render.error_code == "limit_exceeded"
+    assert "width=3840" in render.error_message and "MAX_LONG_SIDE" in render.error_message
+    assert stats(emulator)["starts_total"] == 0
+
+
+def test_throttled_start_defers_and_releases_claim(sqlite_db, emulator):
+    emulator_call(emulator.url, "/_emulator/faults", {"throttle_starts": 1})
+    rid, payload = pending()
+    with pytest.raises(Defer) as info:
+        start.start_render(payload, "m")
+    assert info.value.counter == "lambda_throttles"
+    render = renders.get(rid)
+    assert render.status == "pending" and render.claim_token is None and render.error_code is None
+    start.start_render(payload, "m")  # the deferred redelivery
+    assert renders.get(rid).status == "rendering"
+
+
+def test_crash_is_transient_then_gives_up(sqlite_db, emulator, monkeypatch):
+    emulator_call(emulator.url, "/_emulator/faults", {"crash_starts": 5})
+    rid, payload = pending()
+    with pytest.raises(Defer) as info:
+        start.start_render(payload, "m")
+    assert info.value.counter == "start_errors"
+    assert renders.get(rid).status == "pending"
+    monkeypatch.setenv("MAX_START_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    start.start_render(payload, "m")
+    render = renders.get(rid)
+    assert render.status == "failed" and render.error_code == "lambda_unavailable"
+
+
+def test_remotion_rejection_fails_with_its_message(sqlite_db, emulator):
+    rid, payload = pending(input_props={"__emulator__": {"reject_start": "Composition {Main} missing"}})
+    start.start_render(payload, "m")
+    render = renders.get(rid)
+    assert render.status == "failed" and render.error_code == "lambda_rejected"
+    # The brace would break Remotion's own response parser; ours keeps the message.
+    assert "Composition {Main} missing" in render.error_message
+
+
+def test_fatal_render_error_fails_with_remotion_message(db, emulator):
+    rid, payload = pending(input_props={"__emulator__": {"fatal_at": 0.2, "message": "Chrome OOM"}})
+    start.start_render(payload, "m")
+    done = poll_until_terminal(rid)
+    assert done.status == "failed" and done.error_code == "render_error"
+    assert "Chrome OOM" in done.error_message
+
+
+def test_render_past_timeout_fails_with_timeout(sqlite_db, emulator, monkeypatch):
+    monkeypatch.setenv("RENDER_TIMEOUT", "0.3")
+    get_settings.cache_clear()
+    rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
+    start.start_render(payload, "m")
+    done = poll_until_terminal(rid)
+    assert done.status == "failed" and done.error_code == "timeout"
+
+
+def test_progress_failures_are_retried_then_give_up(sqlite_db, emulator, monkeypatch):
+    monkeypatch.setenv("MAX_POLL_FAILURES", "3")
+    get_settings.cache_clear()
+    rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
+    start.start_render(payload, "m")
+    emulator_call(emulator.url, "/_emulator/faults", {"throttle_status": 2})
+    poller.poll_batch([rid])
+    poller.poll_batch([rid])
+    assert renders.get(rid).poll_failures == 2
+    poller.poll_batch([rid])  # succeeds: the count resets
+    render = renders.get(rid)
+    assert render.status == "rendering" and render.poll_failures == 0 and render.progress > 0
+    emulator_call(emulator.url, "/_emulator/faults", {"crash_status": 3})
+    for _ in range(3):
+        poller.poll_batch([rid])
+    render = renders.get(rid)
+    assert render.status == "failed" and render.error_code == "poll_failed"
+
+
+def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
+    from scripts.lambda_emulator import EmulatorServer
+
+    with EmulatorServer(port=0, remotion_version="4.0.540") as other:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", other.url)
+        from shared.lambda_client import reset_lambda
+
+        reset_lambda()
+        rid, payload = pending()
+        start.start_render(payload, "m")
+    render = renders.get(rid)
+    assert render.status == "failed" and render.error_code == "lambda_rejected"
+    assert "Version mismatch" in render.error_message
+
+
+def test_slot_claim_is_once_per_slot(env, redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    assert poller.claim_slot(client, 42)
+    assert not poller.claim_slot(client, 42)
+    assert poller.claim_slot(client, 43)
