@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from shared.db import get_engine, session_scope
 from shared.errors import IllegalTransition, RenderNotFound
@@ -71,9 +71,9 @@ def insert_pending_many(
         created = set(session.execute(_insert_statement(rows).returning(_table.c.id)).scalars())
     ids = [rid for rid, _ in items]
     keys = [req.idempotency_key for _, req in items if req.idempotency_key]
-    condition = Render.id.in_(ids)  # type: ignore[attr-defined]
+    condition: sa.ColumnElement[bool] = col(Render.id).in_(ids)
     if keys:
-        condition = sa.or_(condition, Render.idempotency_key.in_(keys))  # type: ignore[union-attr]
+        condition = sa.or_(condition, col(Render.idempotency_key).in_(keys))
     with Session(get_engine()) as session:
         stored = list(session.exec(select(Render).where(condition)))
     by_id = {r.id: r for r in stored}
@@ -106,7 +106,7 @@ def _cas(
     now = utcnow()
     stmt = (
         sa.update(Render)
-        .where(Render.id == render_id, Render.status == from_status, *extra_conditions)  # type: ignore[arg-type]
+        .where(col(Render.id) == render_id, col(Render.status) == from_status, *extra_conditions)
         .values(updated_at=now, **values, **({"status": to_status} if to_status else {}))
         .returning(Render)
         .execution_options(synchronize_session=False)
@@ -170,7 +170,7 @@ def claim_start(render_id: str, token: str, lease_s: float) -> Render | None:
             "claim_expires_at": now + timedelta(seconds=lease_s),
             "start_requests": Render.start_requests + 1,
         },
-        sa.or_(Render.claim_expires_at.is_(None), Render.claim_expires_at < now),  # type: ignore[union-attr]
+        sa.or_(col(Render.claim_expires_at).is_(None), col(Render.claim_expires_at) < now),
     )
     if row is not None and row.out_name is None:
         row = _cas(
@@ -229,7 +229,7 @@ def record_progress(render_id: str, progress: float, cost_usd: float | None) -> 
         RenderStatus.RENDERING,
         None,
         {
-            "progress": sa.case((Render.progress < progress, progress), else_=Render.progress),
+            "progress": sa.case((col(Render.progress) < progress, progress), else_=Render.progress),
             "cost_usd": cost_usd,
             "last_polled_at": utcnow(),
             "poll_failures": 0,
@@ -339,7 +339,7 @@ def rendering_ids(limit: int | None = None) -> list[str]:
     stmt = (
         select(Render.id)
         .where(Render.status == RenderStatus.RENDERING)
-        .order_by(Render.last_polled_at.is_not(None), Render.last_polled_at)  # type: ignore[union-attr]
+        .order_by(col(Render.last_polled_at).is_not(None), col(Render.last_polled_at))
     )
     if limit:
         stmt = stmt.limit(limit)
@@ -352,4 +352,4 @@ def load_many(render_ids: Iterable[str]) -> list[Render]:
     if not ids:
         return []
     with Session(get_engine()) as session:
-        return list(session.exec(select(Render).where(Render.id.in_(ids))))  # type: ignore[attr-defined]
+        return list(session.exec(select(Render).where(col(Render.id).in_(ids))))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,10 +63,8 @@ class ManagedProcess:
         for line in self.logs().splitlines():
             line = line.strip()
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     lines.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
         return lines
 
 
@@ -78,7 +77,9 @@ class WorkerGroup:
     processes: list[ManagedProcess] = field(default_factory=list)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="renderq-logs-")))
 
-    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None) -> ManagedProcess:
+    def _spawn(
+        self, name: str, argv: list[str], extra_env: dict[str, str] | None
+    ) -> ManagedProcess:
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         log_path = self.log_dir / f"{name}-{len(self.processes)}.log"
         log_file = log_path.open("wb")
@@ -123,10 +124,8 @@ class WorkerGroup:
 
     def stop(self, managed: ManagedProcess, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if managed.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(managed.proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 managed.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -52,7 +52,9 @@ def test_insert_is_idempotent_by_id_and_key(db):
     assert created and first.status == RenderStatus.PENDING and first.attempts == 1
     again, created_again = repository.insert_pending(rid, request(idempotency_key="k1"))
     assert not created_again and again.id == rid
-    other, created_other = repository.insert_pending(str(uuid.uuid4()), request(idempotency_key="k1"))
+    other, created_other = repository.insert_pending(
+        str(uuid.uuid4()), request(idempotency_key="k1")
+    )
     assert not created_other and other.id == rid
 
 

@@ -168,7 +168,9 @@ def test_crash_is_transient_then_gives_up(sqlite_db, emulator, monkeypatch):
 
 
 def test_remotion_rejection_fails_with_its_message(sqlite_db, emulator):
-    rid, payload = pending(input_props={"__emulator__": {"reject_start": "Composition {Main} missing"}})
+    rid, payload = pending(
+        input_props={"__emulator__": {"reject_start": "Composition {Main} missing"}}
+    )
     start.start_render(payload, "m")
     render = renders.get(rid)
     assert render.status == "failed" and render.error_code == "lambda_rejected"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import redis
 import structlog
 
 from shared import repository
@@ -41,13 +42,13 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def claim_slot(redis_client: object, slot: int) -> bool:
+def claim_slot(redis_client: redis.Redis, slot: int) -> bool:
     """True for the first tick of a slot; later ticks for the same slot (a second scheduler,
     a redelivery) get False. The key outlives the slot, so a late duplicate is caught too."""
     settings = get_settings()
     ttl_ms = int(settings.poll_interval * 2000)
     key = settings.redis_key("poll-slot", str(slot))
-    return bool(redis_client.set(key, "1", nx=True, px=ttl_ms))  # type: ignore[attr-defined]
+    return bool(redis_client.set(key, "1", nx=True, px=ttl_ms))
 
 
 def plan_sweep() -> list[list[str]]:

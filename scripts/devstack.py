@@ -1,0 +1,146 @@
+"""Start and stop the local pieces a demo or benchmark needs: Redis, the emulator, workers.
+
+Used by ``scripts.demo`` (and the benchmark and chaos scripts): everything it starts, it stops,
+including a private ``redis-server`` when nothing listens at ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Stack:
+    """Processes started for one run; ``close()`` stops them in reverse order."""
+
+    log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def spawn(
+        self, name: str, argv: list[str], *, capture_stdout: bool = False
+    ) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE if capture_stdout else log,
+            stderr=log,
+            start_new_session=True,
+        )
+        self.processes.append((name, proc))
+        return proc
+
+    def ensure_redis(self, url: str) -> str:
+        """Use the Redis at ``url``; if none listens and redis-server exists, run a private one."""
+        if listening(url, 6379):
+            return url
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit(f"No Redis listens at {url} and no redis-server binary was found.")
+        port = free_port()
+        self.spawn(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.log_dir),
+            ],
+        )
+        private = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while not listening(private, port):
+            if time.monotonic() > deadline:
+                raise SystemExit("private redis-server did not start")
+            time.sleep(0.05)
+        return private
+
+    def start_emulator(self, *args: str) -> str:
+        proc = self.spawn(
+            "emulator",
+            [sys.executable, "-m", "scripts.lambda_emulator", "--port", "0", *args],
+            capture_stdout=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        if "listening on" not in line:
+            raise SystemExit(f"emulator did not start: {line!r}")
+        return line.rsplit(" ", 1)[-1]
+
+    def start_worker(
+        self,
+        name: str = "worker",
+        *,
+        processes: int = 2,
+        threads: int = 8,
+        queues: list[str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        argv = [
+            str(Path(sys.executable).parent / "dramatiq"),
+            "worker.actors",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--skip-logging",
+        ]
+        if queues:
+            argv += ["--queues", *queues]
+        return self.spawn(name, argv)
+
+    def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen[bytes]:
+        return self.spawn(name, [sys.executable, "-m", "worker.scheduler"])
+
+    def close(self, timeout: float = 15.0) -> None:
+        for _name, proc in reversed(self.processes):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        deadline = time.monotonic() + timeout
+        for _name, proc in reversed(self.processes):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.processes.clear()
