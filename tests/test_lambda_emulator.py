@@ -1,0 +1,740 @@
+"""Tests for scripts/lambda_emulator.py, driven through the real remotion_lambda client.
+
+The point of the emulator is that the *unmodified* SDK works against it, so most tests go
+through ``RemotionClient`` (pointed at the emulator with ``AWS_ENDPOINT_URL_LAMBDA``) and
+only fall back to a raw boto3 client where the SDK cannot express the request (a foreign
+version) or hides the detail under test (headers, speed).
+
+Timing: renders are made short (tens of frames at hundreds or thousands of frames per
+second) and every wait polls for a condition with a generous deadline instead of sleeping
+a fixed amount, so the tests stay fast without depending on scheduler luck.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from remotion_lambda import RemotionClient, RenderMediaParams
+from remotion_lambda.exception import RemotionRenderingOutputError
+
+from scripts.lambda_emulator import REMOTION_VERSION, EmulatorServer
+
+REGION = "us-east-1"
+FUNCTION_NAME = "remotion-render-4-0-539-mem2048mb-disk2048mb-120sec"
+SERVE_URL = "https://remotionlambda-useast1-abc.s3.us-east-1.amazonaws.com/sites/demo/index.html"
+DEFAULT_BUCKET = "remotionlambda-useast1-emulator"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NO_RETRIES = botocore.config.Config(retries={"total_max_attempts": 1})
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _session() -> boto3.Session:
+    # One session for the module: building a session reloads botocore's service models,
+    # which would dominate the run time. The endpoint is still read per client from
+    # AWS_ENDPOINT_URL_LAMBDA or endpoint_url, so sharing it does not leak servers.
+    return boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+
+
+def _raw_lambda(server: EmulatorServer) -> Any:
+    return _session().client("lambda", endpoint_url=server.url, config=NO_RETRIES)
+
+
+def _invoke(lam: Any, payload: dict[str, Any], function: str = FUNCTION_NAME) -> Any:
+    return json.loads(
+        lam.invoke(FunctionName=function, Payload=json.dumps(payload))["Payload"].read()
+    )
+
+
+def _status_payload(render_id: str, bucket_name: str) -> dict[str, Any]:
+    return {
+        "type": "status",
+        "version": REMOTION_VERSION,
+        "renderId": render_id,
+        "bucketName": bucket_name,
+    }
+
+
+def _raw_progress_when_done(lam: Any, start_body: dict[str, Any]) -> Any:
+    status = _status_payload(start_body["renderId"], start_body["bucketName"])
+
+    def check() -> Any:
+        body = _invoke(lam, status)
+        return body if body["done"] else None
+
+    return _wait_for(check)
+
+
+def _control(server: EmulatorServer, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.url + path, data=data, method="GET" if body is None else "POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _post(server: EmulatorServer, path: str) -> Any:
+    request = urllib.request.Request(server.url + path, data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _params(
+    *,
+    composition: str = "Main",
+    frames: int = 30,
+    out_name: str | None = "x.mp4",
+    input_props: dict[str, Any] | None = None,
+    frames_per_lambda: int | None = None,
+) -> RenderMediaParams:
+    return RenderMediaParams(
+        composition=composition,
+        force_width=640,
+        force_height=360,
+        force_fps=30,
+        force_duration_in_frames=frames,
+        frames_per_lambda=frames_per_lambda,
+        out_name=out_name,
+        input_props=input_props if input_props is not None else {"title": "Hello"},
+    )
+
+
+def _wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+def _progress_when(client: RemotionClient, started: Any, flag: str) -> Any:
+    """Poll a render until ``flag`` (``done`` / ``fatalErrorEncountered``) is set on it."""
+
+    def check() -> Any:
+        progress = client.get_render_progress(started.render_id, started.bucket_name)
+        return progress if getattr(progress, flag) else None
+
+    return _wait_for(check)
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., EmulatorServer]]:
+    servers: list[EmulatorServer] = []
+
+    def factory(**options: Any) -> EmulatorServer:
+        server = EmulatorServer(**options).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., EmulatorServer]) -> EmulatorServer:
+    return make_server(speed=1000)
+
+
+@pytest.fixture
+def make_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[EmulatorServer], RemotionClient]:
+    def factory(target: EmulatorServer) -> RemotionClient:
+        # RemotionClient has no endpoint_url argument; boto3 honours this variable.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", target.url)
+        return RemotionClient(
+            REGION, SERVE_URL, FUNCTION_NAME, session=_session(), config=NO_RETRIES
+        )
+
+    return factory
+
+
+@pytest.fixture
+def client(
+    server: EmulatorServer, make_client: Callable[[EmulatorServer], RemotionClient]
+) -> RemotionClient:
+    return make_client(server)
+
+
+# --------------------------------------------------------------------------------------
+# happy path
+# --------------------------------------------------------------------------------------
+
+
+def test_render_progresses_to_done_with_output(make_server, make_client) -> None:
+    server = make_server(speed=100)  # 60 frames -> 0.6 s
+    client = make_client(server)
+
+    started = client.render_media_on_lambda(_params(frames=60))
+    assert started is not None
+    assert started.bucket_name == DEFAULT_BUCKET
+    assert len(started.render_id) == 10
+    assert started.render_id.isalnum()
+    assert started.render_id == started.render_id.lower()
+
+    first = client.get_render_progress(started.render_id, started.bucket_name)
+    assert first.type == "success"
+    assert first.done is False
+    assert 0 <= first.overallProgress < 1
+    assert first.outputFile is None
+    assert first.timeToFinish is None
+    assert first.fatalErrorEncountered is False
+    assert first.errors == []
+    meta = first.renderMetadata
+    assert meta["compositionId"] == "Main"
+    assert meta["codec"] == "h264"
+    assert meta["dimensions"] == {"width": 640, "height": 360}
+    assert meta["framesPerLambda"] == 20
+    assert meta["totalChunks"] == 3
+    assert meta["estimatedTotalLambdaInvokations"] == 4
+    assert meta["outName"] == "x.mp4"
+    assert meta["renderId"] == started.render_id
+    assert meta["lambdaVersion"] == REMOTION_VERSION
+    assert meta["region"] == REGION
+    assert meta["inputProps"] == {"type": "payload", "payload": '{"title":"Hello"}'}
+    assert first.timeoutTimestamp == meta["startedDate"] + 120_000
+
+    time.sleep(0.1)
+    second = client.get_render_progress(started.render_id, started.bucket_name)
+    assert second.overallProgress > first.overallProgress
+    assert second.costs["accruedSoFar"] > first.costs["accruedSoFar"]
+
+    done = _progress_when(client, started, "done")
+    assert done.overallProgress == 1
+    assert done.outputFile == (
+        f"https://s3.{REGION}.amazonaws.com/{DEFAULT_BUCKET}/renders/{started.render_id}/x.mp4"
+    )
+    assert done.outKey == f"renders/{started.render_id}/x.mp4"
+    assert done.outBucket == DEFAULT_BUCKET
+    assert done.outputSizeInBytes > 0
+    assert done.timeToFinish == 600
+    assert done.framesRendered == 60
+    assert done.chunks == 3
+    assert done.fatalErrorEncountered is False
+    assert done.costs["currency"] == "USD"
+    assert done.costs["accruedSoFar"] >= second.costs["accruedSoFar"]
+    assert done.costs["disclaimer"]
+    assert len(done.mostExpensiveFrameRanges) == 3
+
+
+def test_output_size_is_deterministic_and_display_cost_format(server, client) -> None:
+    sizes = []
+    for _ in range(2):
+        started = client.render_media_on_lambda(_params(frames=10))
+        done = _progress_when(client, started, "done")
+        sizes.append(done.outputSizeInBytes)
+        cost = done.costs["accruedSoFar"]
+        expected = "<$0.001" if cost < 0.001 else f"${cost:.3f}"
+        assert done.costs["displayCost"] == expected
+    assert sizes[0] == sizes[1]
+
+
+def test_big_render_costs_display_in_dollars(make_server) -> None:
+    server = make_server(speed=50_000)  # 180 functions for 0.36 s: ~49 function-seconds
+    lam = _raw_lambda(server)
+    payload = {
+        "type": "start",
+        "version": REMOTION_VERSION,
+        "composition": "Long",
+        "serveUrl": SERVE_URL,
+        "forceDurationInFrames": 18000,
+        "framesPerLambda": 100,
+    }
+    body = _raw_progress_when_done(lam, _invoke(lam, payload))
+    assert body["renderMetadata"]["totalChunks"] == 180
+    assert body["costs"]["accruedSoFar"] >= 0.001
+    assert body["costs"]["displayCost"] == f"${body['costs']['accruedSoFar']:.3f}"
+
+
+def test_custom_bucket_and_out_name_object(server) -> None:
+    lam = _raw_lambda(server)
+    payload = {
+        "type": "start",
+        "version": REMOTION_VERSION,
+        "composition": "Main",
+        "serveUrl": SERVE_URL,
+        "forceDurationInFrames": 10,
+        "bucketName": "remotionlambda-useast1-mine",
+        "outName": {"bucketName": "my-output", "key": "videos/final.mp4"},
+    }
+    started = _invoke(lam, payload)
+    assert started["bucketName"] == "remotionlambda-useast1-mine"
+    body = _raw_progress_when_done(lam, started)
+    assert body["outputFile"] == f"https://s3.{REGION}.amazonaws.com/my-output/videos/final.mp4"
+    assert body["outBucket"] == "my-output"
+    assert body["outKey"] == "videos/final.mp4"
+    assert _control(server, "/_emulator/stats")["starts_by_out_name"] == {"videos/final.mp4": 1}
+
+
+def test_invoke_response_headers_and_function_arn(server) -> None:
+    lam = _raw_lambda(server)
+    arn = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}"
+    payload = json.dumps({"type": "info", "version": REMOTION_VERSION})
+    response = lam.invoke(FunctionName=arn, Qualifier="$LATEST", Payload=payload)
+    assert response["StatusCode"] == 200
+    assert response["ExecutedVersion"] == "$LATEST"
+    assert "FunctionError" not in response
+    headers = response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["content-type"] == "application/json"
+    assert len(headers["x-amzn-requestid"]) == 36
+    assert json.loads(response["Payload"].read())["type"] == "success"
+
+
+# --------------------------------------------------------------------------------------
+# errors the real function produces
+# --------------------------------------------------------------------------------------
+
+
+def test_version_mismatch_is_a_handled_error(server) -> None:
+    lam = _raw_lambda(server)
+    payload = {
+        "type": "start",
+        "version": "4.0.100",
+        "composition": "Main",
+        "serveUrl": SERVE_URL,
+    }
+    response = lam.invoke(FunctionName=FUNCTION_NAME, Payload=json.dumps(payload))
+    assert response["StatusCode"] == 200
+    assert "FunctionError" not in response
+    body = json.loads(response["Payload"].read())
+    assert body["type"] == "error"
+    assert body["message"].startswith(
+        "Version mismatch: When calling renderMediaOnLambda(), you passed "
+        f"{FUNCTION_NAME} as the function, which has the version {REMOTION_VERSION}, but the "
+        "@remotion/lambda package you used to invoke the function has version 4.0.100. "
+        "Deploy a new function"
+    )
+    assert _control(server, "/_emulator/stats")["starts_total"] == 0
+
+
+def test_sdk_sees_version_mismatch_when_function_is_newer(make_server, make_client) -> None:
+    client = make_client(make_server(remotion_version="4.0.540"))
+    with pytest.raises(RemotionRenderingOutputError, match="Remotion rendering error: Version"):
+        client.render_media_on_lambda(_params())
+
+
+def test_unknown_render_id(client) -> None:
+    with pytest.raises(RemotionRenderingOutputError) as excinfo:
+        client.get_render_progress("zzzzzzzzzz", DEFAULT_BUCKET)
+    assert str(excinfo.value) == (
+        'Remotion rendering error: No render with ID "zzzzzzzzzz" found in bucket '
+        f"{DEFAULT_BUCKET} and region {REGION}"
+    )
+
+
+def test_status_in_wrong_bucket_is_unknown(client) -> None:
+    started = client.render_media_on_lambda(_params())
+    with pytest.raises(RemotionRenderingOutputError, match="No render with ID"):
+        client.get_render_progress(started.render_id, "remotionlambda-useast1-other")
+
+
+def test_start_validation_errors(server, client) -> None:
+    with pytest.raises(RemotionRenderingOutputError, match="'composition' must be"):
+        client.render_media_on_lambda(_params(composition=""))
+    with pytest.raises(RemotionRenderingOutputError, match="Too many functions"):
+        # 1005 frames at 5 per function -> 201 renderer chunks, above Remotion's 200.
+        client.render_media_on_lambda(_params(frames=1005, frames_per_lambda=5))
+    with pytest.raises(RemotionRenderingOutputError, match="at least 5"):
+        client.render_media_on_lambda(_params(frames=100, frames_per_lambda=2))
+    lam = _raw_lambda(server)
+    assert _invoke(lam, {"type": "nope", "version": REMOTION_VERSION})["type"] == "error"
+
+
+def test_unknown_function_name_is_404(make_server) -> None:
+    server = make_server(function_name=FUNCTION_NAME)
+    lam = _raw_lambda(server)
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as excinfo:
+        lam.invoke(FunctionName="some-other-function", Payload="{}")
+    assert excinfo.value.response["Error"]["Message"] == (
+        f"Function not found: arn:aws:lambda:{REGION}:123456789012:function:some-other-function"
+    )
+    response = lam.invoke(
+        FunctionName=FUNCTION_NAME, Payload=json.dumps({"type": "info", "version": "x"})
+    )
+    assert response["StatusCode"] == 200
+
+
+# --------------------------------------------------------------------------------------
+# fault injection through the control API
+# --------------------------------------------------------------------------------------
+
+
+def test_throttled_start_raises_too_many_requests(server, client) -> None:
+    _control(server, "/_emulator/faults", {"throttle_starts": 1})
+    with pytest.raises(ClientError) as excinfo:
+        client.render_media_on_lambda(_params())
+    error = excinfo.value
+    assert error.response["Error"]["Code"] == "TooManyRequestsException"
+    assert error.response["Error"]["Message"] == "Rate Exceeded."
+    assert error.response["Reason"] == "ConcurrentInvocationLimitExceeded"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    # The count is consumed: the next start goes through.
+    assert client.render_media_on_lambda(_params()) is not None
+    stats = _control(server, "/_emulator/stats")
+    assert stats["throttled_total"] == 1
+    assert stats["starts_total"] == 1
+    assert stats["start_calls"] == 2
+
+
+def test_throttled_status_is_the_modeled_exception(server, client) -> None:
+    started = client.render_media_on_lambda(_params())
+    _control(server, "/_emulator/faults", {"throttle_status": 2})
+    lam = _raw_lambda(server)
+    status = _status_payload(started.render_id, started.bucket_name)
+    for _ in range(2):
+        with pytest.raises(lam.exceptions.TooManyRequestsException):
+            _invoke(lam, status)
+    assert _invoke(lam, status)["type"] == "success"
+
+
+def test_crashes_are_unhandled_function_errors(server, client) -> None:
+    _control(server, "/_emulator/faults", {"crash_starts": 1, "crash_status": 1})
+    with pytest.raises(RemotionRenderingOutputError, match="Lambda function returned an error"):
+        client.render_media_on_lambda(_params())
+    started = client.render_media_on_lambda(_params())
+    with pytest.raises(RemotionRenderingOutputError, match="Lambda function returned an error"):
+        client.get_render_progress(started.render_id, started.bucket_name)
+    assert client.get_render_progress(started.render_id, started.bucket_name).type == "success"
+    assert _control(server, "/_emulator/stats")["crashes_total"] == 2
+
+    _control(server, "/_emulator/faults", {"crash_status": 1})
+    response = _raw_lambda(server).invoke(
+        FunctionName=FUNCTION_NAME,
+        Payload=json.dumps(_status_payload(started.render_id, started.bucket_name)),
+    )
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Payload"].read())
+    assert set(body) == {"errorType", "errorMessage", "trace"}
+
+
+def test_fail_status_is_a_handled_error(server, client) -> None:
+    started = client.render_media_on_lambda(_params())
+    _control(server, "/_emulator/faults", {"fail_status": 1})
+    with pytest.raises(RemotionRenderingOutputError, match=r"^Remotion rendering error: "):
+        client.get_render_progress(started.render_id, started.bucket_name)
+    assert client.get_render_progress(started.render_id, started.bucket_name).type == "success"
+
+
+def test_faults_post_updates_only_given_keys_and_validates(server) -> None:
+    after_first = _control(server, "/_emulator/faults", {"throttle_starts": 3, "speed": 50})
+    assert after_first["throttle_starts"] == 3
+    after_second = _control(server, "/_emulator/faults", {"crash_status": 1})
+    assert after_second["throttle_starts"] == 3
+    assert after_second["speed"] == 50
+    assert after_second["crash_status"] == 1
+    for bad in ({"throttle_starts": -1}, {"nonsense": 1}, {"rules": [{"fatal_at": 0.5}]}):
+        with pytest.raises(urllib.error.HTTPError) as excinfo:
+            _control(server, "/_emulator/faults", bad)
+        assert excinfo.value.code == 400
+
+
+def test_start_delay(server, client) -> None:
+    _control(server, "/_emulator/faults", {"start_delay_ms": 150})
+    began = time.monotonic()
+    client.render_media_on_lambda(_params())
+    assert time.monotonic() - began >= 0.15
+
+
+# --------------------------------------------------------------------------------------
+# per-render behaviour from input props and rules
+# --------------------------------------------------------------------------------------
+
+
+def _assert_fatal_renderer_error(progress: Any, message: str, fatal_at: float) -> None:
+    assert progress.fatalErrorEncountered is True
+    assert progress.done is False
+    assert progress.overallProgress == pytest.approx(fatal_at)
+    assert progress.outputFile is None
+    [error] = progress.errors
+    assert error["isFatal"] is True
+    assert error["willRetry"] is False
+    assert error["name"] == "Error"
+    assert error["type"] == "renderer"
+    assert error["message"] == message
+
+
+def test_fatal_at_from_input_props(server, client) -> None:
+    props = {"title": "x", "__emulator__": {"fatal_at": 0.4, "message": "Chromium crashed"}}
+    started = client.render_media_on_lambda(_params(frames=100, input_props=props))
+
+    def fatal() -> Any:
+        p = client.get_render_progress(started.render_id, started.bucket_name)
+        assert p.overallProgress <= 0.4
+        return p.fatalErrorEncountered and p
+
+    progress = _wait_for(fatal)
+    _assert_fatal_renderer_error(progress, "Chromium crashed", 0.4)
+    time.sleep(0.1)  # it never recovers
+    again = client.get_render_progress(started.render_id, started.bucket_name)
+    _assert_fatal_renderer_error(again, "Chromium crashed", 0.4)
+    render = _control(server, "/_emulator/stats")["renders"][started.render_id]
+    assert render["fatal"] is True
+    assert render["done"] is False
+
+
+def test_fatal_at_from_rules_only_hits_that_composition(server, client) -> None:
+    _control(
+        server,
+        "/_emulator/faults",
+        {"rules": [{"composition": "Broken", "fatal_at": 0.5, "message": "rule says no"}]},
+    )
+    broken = client.render_media_on_lambda(_params(composition="Broken", frames=50))
+    fine = client.render_media_on_lambda(_params(composition="Fine", frames=50))
+    progress = _progress_when(client, broken, "fatalErrorEncountered")
+    _assert_fatal_renderer_error(progress, "rule says no", 0.5)
+    done = _progress_when(client, fine, "done")
+    assert done.errors == []
+
+
+def test_input_props_override_rules(server, client) -> None:
+    _control(server, "/_emulator/faults", {"rules": [{"composition": "Main", "fatal_at": 0.1}]})
+    props = {"__emulator__": {"fatal_at": 0.6}}
+    started = client.render_media_on_lambda(_params(frames=50, input_props=props))
+    progress = _progress_when(client, started, "fatalErrorEncountered")
+    assert progress.overallProgress == pytest.approx(0.6)
+
+
+def test_crash_and_reject_start_from_props_and_rules(server, client) -> None:
+    with pytest.raises(RemotionRenderingOutputError, match="Lambda function returned an error"):
+        client.render_media_on_lambda(_params(input_props={"__emulator__": {"crash_start": True}}))
+    with pytest.raises(
+        RemotionRenderingOutputError, match=r"^Remotion rendering error: serveUrl is down$"
+    ):
+        client.render_media_on_lambda(
+            _params(input_props={"__emulator__": {"reject_start": "serveUrl is down"}})
+        )
+    _control(
+        server, "/_emulator/faults", {"rules": [{"composition": "Nope", "reject_start": "no"}]}
+    )
+    with pytest.raises(RemotionRenderingOutputError, match=r"^Remotion rendering error: no$"):
+        client.render_media_on_lambda(_params(composition="Nope"))
+    with pytest.raises(RemotionRenderingOutputError, match="Invalid emulator directive"):
+        client.render_media_on_lambda(_params(input_props={"__emulator__": {"fatal": 1}}))
+    assert _control(server, "/_emulator/stats")["starts_total"] == 0
+
+
+def test_per_render_speed(server, client) -> None:
+    slow = client.render_media_on_lambda(
+        _params(frames=100, input_props={"__emulator__": {"speed": 10}})
+    )
+    fast = client.render_media_on_lambda(_params(frames=100))
+    _wait_for(lambda: client.get_render_progress(fast.render_id, fast.bucket_name).done)
+    assert not client.get_render_progress(slow.render_id, slow.bucket_name).done
+
+
+def test_never_finish_times_out_like_remotion(make_server, make_client) -> None:
+    server = make_server(speed=1000, function_timeout_s=0.3, timeout_grace_s=0.2)
+    client = make_client(server)
+    props = {"__emulator__": {"never_finish": True}}
+    started = client.render_media_on_lambda(_params(frames=20, input_props=props))
+
+    early = client.get_render_progress(started.render_id, started.bucket_name)
+    assert early.fatalErrorEncountered is False
+    assert early.timeoutTimestamp == early.renderMetadata["startedDate"] + 300
+
+    # Stalled but not yet declared dead: past the run time, within timeout + grace.
+    time.sleep(0.05)
+    stalled = client.get_render_progress(started.render_id, started.bucket_name)
+    assert stalled.done is False
+    assert stalled.overallProgress < 1
+    assert stalled.errors == []
+
+    progress = _progress_when(client, started, "fatalErrorEncountered")
+    assert progress.done is False
+    assert progress.overallProgress < 1
+    [error] = progress.errors
+    assert error["name"] == "TimeoutError"
+    assert error["type"] == "stitcher"
+    assert error["isFatal"] is True
+    assert error["willRetry"] is False
+    assert error["message"].startswith("The main function timed out after 300ms.")
+    stats = _control(server, "/_emulator/stats")
+    assert stats["concurrent_functions"] == 0
+
+
+def test_render_slower_than_function_timeout_never_completes(make_server, make_client) -> None:
+    server = make_server(speed=100, function_timeout_s=0.1, timeout_grace_s=0.05)
+    client = make_client(server)
+    started = client.render_media_on_lambda(_params(frames=100))  # needs 1 s, killed at 0.1 s
+    progress = _progress_when(client, started, "fatalErrorEncountered")
+    assert progress.overallProgress == pytest.approx(0.1)
+    assert progress.errors[0]["name"] == "TimeoutError"
+
+
+# --------------------------------------------------------------------------------------
+# concurrency and stats
+# --------------------------------------------------------------------------------------
+
+
+def test_concurrency_limit_throttles_and_peak_is_tracked(make_server, make_client) -> None:
+    server = make_server(speed=100, concurrency_limit=10)
+    client = make_client(server)
+    # 100 frames at 20 per function: 5 renderers + 1 orchestrator = 6 functions, 1 s.
+    first = client.render_media_on_lambda(_params(frames=100, frames_per_lambda=20))
+    stats = _control(server, "/_emulator/stats")
+    assert stats["concurrent_functions"] == 6
+    assert stats["renders_in_flight"] == 1
+    with pytest.raises(ClientError) as excinfo:
+        client.render_media_on_lambda(_params(frames=100, frames_per_lambda=20))
+    assert excinfo.value.response["Error"]["Code"] == "TooManyRequestsException"
+    # A smaller render still fits: 1 renderer + 1 orchestrator, for 0.4 s.
+    client.render_media_on_lambda(_params(frames=40, frames_per_lambda=40))
+    stats = _control(server, "/_emulator/stats")
+    assert stats["concurrent_functions"] == 8
+    assert stats["peak_concurrent_functions"] == 8
+    assert stats["throttled_total"] == 1
+
+    _wait_for(lambda: client.get_render_progress(first.render_id, first.bucket_name).done)
+    assert client.render_media_on_lambda(_params(frames=100, frames_per_lambda=20)) is not None
+    stats = _control(server, "/_emulator/stats")
+    assert stats["concurrent_functions"] == 6
+    assert stats["peak_concurrent_functions"] == 8
+    assert _post(server, "/_emulator/stats/reset-peak") == {"peak_concurrent_functions": 6}
+
+    # The limit can be lifted at run time.
+    _control(server, "/_emulator/faults", {"concurrency_limit": None})
+    client.render_media_on_lambda(_params(frames=100, frames_per_lambda=20))
+    assert _control(server, "/_emulator/stats")["peak_concurrent_functions"] == 12
+
+
+def test_fatal_render_releases_its_functions(server, client) -> None:
+    props = {"__emulator__": {"fatal_at": 0.5}}
+    # 10 renderers + 1 orchestrator; fails (and frees them) 0.5 s in.
+    client.render_media_on_lambda(_params(frames=1000, frames_per_lambda=100, input_props=props))
+    assert _control(server, "/_emulator/stats")["concurrent_functions"] == 11
+    _wait_for(lambda: _control(server, "/_emulator/stats")["concurrent_functions"] == 0)
+
+
+def test_stats_count_starts_per_out_name(server, client) -> None:
+    client.render_media_on_lambda(_params(out_name="a.mp4"))
+    client.render_media_on_lambda(_params(out_name="a.mp4"))
+    started_b = client.render_media_on_lambda(_params(out_name="b.mp4", frames=40))
+    client.get_render_progress(started_b.render_id, started_b.bucket_name)
+    stats = _control(server, "/_emulator/stats")
+    assert stats["starts_total"] == 3
+    assert stats["starts_by_out_name"] == {"a.mp4": 2, "b.mp4": 1}
+    assert len(stats["start_times_by_out_name"]["a.mp4"]) == 2
+    assert all(abs(t - time.time()) < 60 for t in stats["start_times_by_out_name"]["a.mp4"])
+    assert stats["status_calls"] == 1
+    render = stats["renders"][started_b.render_id]
+    assert render["out_name"] == "b.mp4"
+    assert render["composition"] == "Main"
+    assert render["frames"] == 40
+    assert render["functions"] == 3
+    assert render["fatal"] is False
+
+
+def test_reset_clears_renders_counters_and_faults(make_server, make_client) -> None:
+    server = make_server(speed=1000, concurrency_limit=50)
+    client = make_client(server)
+    started = client.render_media_on_lambda(_params())
+    _control(
+        server,
+        "/_emulator/faults",
+        {"throttle_starts": 5, "concurrency_limit": 1, "rules": [{"composition": "Main"}]},
+    )
+    assert _post(server, "/_emulator/reset") == {"ok": True}
+
+    stats = _control(server, "/_emulator/stats")
+    assert stats["starts_total"] == 0
+    assert stats["starts_by_out_name"] == {}
+    assert stats["renders"] == {}
+    assert stats["peak_concurrent_functions"] == 0
+    faults = _control(server, "/_emulator/faults")
+    assert faults["throttle_starts"] == 0
+    assert faults["concurrency_limit"] == 50  # back to the constructor's value
+    assert faults["rules"] == []
+    with pytest.raises(RemotionRenderingOutputError, match="No render with ID"):
+        client.get_render_progress(started.render_id, started.bucket_name)
+    assert client.render_media_on_lambda(_params()) is not None
+
+
+# --------------------------------------------------------------------------------------
+# performance and process mode
+# --------------------------------------------------------------------------------------
+
+
+def test_sequential_status_calls_are_fast(server, client) -> None:
+    """Catches the Nagle/delayed-ACK bug: with it, 200 keep-alive calls take ~8 s."""
+    started = client.render_media_on_lambda(_params(frames=1000))
+    lam = _raw_lambda(server)  # one reused client: RemotionClient builds one per call
+    payload = json.dumps(_status_payload(started.render_id, started.bucket_name))
+    lam.invoke(FunctionName=FUNCTION_NAME, Payload=payload)["Payload"].read()
+    began = time.perf_counter()
+    for _ in range(200):
+        lam.invoke(FunctionName=FUNCTION_NAME, Payload=payload)["Payload"].read()
+    elapsed = time.perf_counter() - began
+    assert elapsed < 2.0, f"200 status calls took {elapsed:.2f} s"
+
+
+def test_stop_releases_port_and_closes_keepalive_connections() -> None:
+    server = EmulatorServer(speed=1000).start()
+    lam = _raw_lambda(server)
+    payload = json.dumps({"type": "info", "version": REMOTION_VERSION})
+    lam.invoke(FunctionName="f", Payload=payload)  # leaves a pooled keep-alive connection
+    port = server.port
+    server.stop()
+    server.stop()  # idempotent
+    with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
+        lam.invoke(FunctionName="f", Payload=payload)
+    with EmulatorServer(port=port) as again:
+        assert again.port == port
+
+
+def test_cli_prints_listening_line_and_exits_cleanly_on_sigterm() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.lambda_emulator", "--port", "0", "--speed", "1000"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        prefix = "lambda-emulator listening on http://127.0.0.1:"
+        assert line.startswith(prefix), line
+        url = line.removeprefix("lambda-emulator listening on ")
+        lam = _session().client("lambda", endpoint_url=url, config=NO_RETRIES)
+        payload = {
+            "type": "start",
+            "version": REMOTION_VERSION,
+            "composition": "Main",
+            "serveUrl": SERVE_URL,
+            "forceDurationInFrames": 10,
+        }
+        assert _invoke(lam, payload)["type"] == "success"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert process.stdout.read() == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
