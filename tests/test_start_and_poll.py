@@ -147,6 +147,7 @@ def test_throttled_start_defers_and_releases_claim(sqlite_db, emulator):
     with pytest.raises(Defer) as info:
         start.start_render(payload, "m")
     assert info.value.counter == "lambda_throttles"
+    assert stats(emulator)["start_calls"] == 1, "botocore must not retry a start"
     render = renders.get(rid)
     assert render.status == "pending" and render.claim_token is None and render.error_code is None
     start.start_render(payload, "m")  # the deferred redelivery

@@ -1,0 +1,58 @@
+"""docker-compose.yml and the Procfile describe the same processes, wired by environment.
+
+No Docker engine runs in CI, so this checks the files' structure instead of running them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def test_compose_has_every_service_and_restart_policies():
+    services = compose()["services"]
+    assert {"redis", "postgres", "emulator", "migrate", "worker", "scheduler"} <= set(services)
+    for name in ("worker", "scheduler", "redis", "postgres"):
+        assert services[name]["restart"] == "unless-stopped", name
+    assert (
+        services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    )
+
+
+def test_compose_wires_workers_by_environment():
+    services = compose()["services"]
+    for name in ("worker", "scheduler", "migrate"):
+        env = services[name]["environment"]
+        assert env["REDIS_URL"].startswith("redis://redis:")
+        assert (
+            env["DATABASE_URL"].startswith("postgresql://") and "@postgres:" in env["DATABASE_URL"]
+        )
+        assert env["AWS_ENDPOINT_URL_LAMBDA"] == "http://emulator:9001"
+    assert "9001" in services["emulator"]["command"]
+
+
+def test_procfile_and_compose_run_the_same_commands():
+    procs = procfile()
+    services = compose()["services"]
+    assert procs["worker"] == " ".join(services["worker"]["command"])
+    assert procs["scheduler"] == " ".join(services["scheduler"]["command"])
+    assert (
+        procs["worker"].startswith("dramatiq worker.actors") and "--skip-logging" in procs["worker"]
+    )
+    assert procs["release"] == "alembic upgrade head"
