@@ -7,6 +7,7 @@ and polls can be served by separate worker groups (``-Q``).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dramatiq
@@ -45,6 +46,9 @@ def start_render(payload: Any) -> None:
     max_age=int(_settings.poll_interval * 5000),
 )
 def poll_tick(slot: int) -> None:
+    if slot < int(time.time() // _settings.poll_interval) - 1:
+        log.info("stale poll tick dropped", slot=slot)
+        return
     if not poller.claim_slot(broker.client, slot):
         log.debug("poll slot already claimed", slot=slot)
         return
