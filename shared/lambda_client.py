@@ -220,6 +220,7 @@ class RenderLambda:
         fps: int,
         duration_in_frames: int,
         out_name: str,
+        frames_per_lambda: int | None = None,
     ) -> StartedRender:
         params = RenderMediaParams(
             composition=composition,
@@ -231,7 +232,7 @@ class RenderLambda:
             force_fps=fps,
             force_duration_in_frames=duration_in_frames,
             out_name=out_name,
-            frames_per_lambda=self.settings.frames_per_lambda,
+            frames_per_lambda=frames_per_lambda or self.settings.frames_per_lambda,
         )
         try:
             response = self._client.render_media_on_lambda(params)

@@ -126,3 +126,15 @@ class Render(SQLModel, table=True):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_polled_at: datetime | None = None
+
+
+class UserLimit(SQLModel, table=True):
+    """A per-user override of ``RENDER_RATE_LIMIT`` (a plan tier), changed without a deploy."""
+
+    __tablename__ = "user_limits"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    #: Same syntax as RENDER_RATE_LIMIT, e.g. ``100/day`` or ``10/hour,50/day``.
+    render_rate_limit: str = Field(max_length=200)
+    note: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = Field(default_factory=utcnow)

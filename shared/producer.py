@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from shared import repository
 from shared.messages import enqueue_many, producer_broker, start_render_message
 from shared.models import Render
+from shared.rate_limit import Quota, get_limiter
 from shared.render_limits import RenderLimitExceeded, RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
 
@@ -27,6 +28,7 @@ __all__ = [
     "enqueue_render",
     "enqueue_renders",
     "message_payload",
+    "quota",
 ]
 
 
@@ -63,3 +65,9 @@ def enqueue_render(request: RenderRequest) -> Render:
     enqueues nothing new.
     """
     return enqueue_renders([request])[0]
+
+
+def quota(user_id: str) -> Quota:
+    """How many renders ``user_id`` may still start in the current window, and when the next
+    slot frees up (``next_slot_at``), so a UI can say "next render at 14:05"."""
+    return get_limiter().quota(user_id)

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.rate_spec import parse_rates
+
 #: The Remotion version the Lambda function is deployed with. The function rejects requests
 #: from any other client version, so this, the ``remotion-lambda`` pin in pyproject.toml and
 #: the default function name all move together.
@@ -64,6 +66,21 @@ class Settings(BaseSettings):
     max_fps: int = 60
     max_input_props_bytes: int = 64 * 1024
 
+    # --- fairness: per-user rate limit and the Lambda concurrency budget ---------------------
+    #: Render starts per user, e.g. ``5/hour``, ``100/day``, ``2/10s``, or several
+    #: comma-separated rates that all apply. Per-user overrides live in ``user_limits``.
+    render_rate_limit: str = "5/hour"
+    #: Added to every rate-limit window: a permit is taken a few ms before the Lambda start, so
+    #: the window is widened by this much to keep *starts* (not just permits) within the limit.
+    rate_limit_margin_ms: int = 250
+    #: Seconds a per-user override read from the database is cached in each process.
+    user_limit_cache_s: float = 30.0
+    #: Estimated Lambda functions (1 + renderer chunks per render) allowed in flight at once,
+    #: across all renders; keep it below the account's concurrency quota (1,000 by default).
+    lambda_concurrency_budget: int = 900
+    #: Milliseconds a render waits before asking the budget again when it is full.
+    budget_retry_ms: int = 2_000
+
     # --- lifecycle ----------------------------------------------------------------------------
     #: Seconds between progress sweeps of renders in ``rendering``.
     poll_interval: float = 2.0
@@ -93,6 +110,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: ``json`` always, ``console`` always, or ``auto`` (console on a TTY, JSON otherwise).
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("render_rate_limit")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rates(value)
+        return value
 
     @field_validator("poll_interval", "render_timeout")
     @classmethod

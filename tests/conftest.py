@@ -21,7 +21,15 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from shared import db, lambda_client, messages
+from shared import (
+    db,
+    lambda_budget,
+    lambda_client,
+    messages,
+    rate_limit,
+    redis_client,
+    user_limits,
+)
 from shared.migrate import upgrade_head
 from shared.settings import get_settings
 from tests.support import WorkerGroup, free_port
@@ -122,7 +130,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url = request.getfixturevalue("pg_database_url")
     engine = sa.create_engine(db.normalize_url(url))
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE render")
+        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
     engine.dispose()
     yield url
 
@@ -189,6 +197,10 @@ def _reset_caches() -> None:
     db.dispose_engines()
     messages.reset_producer_broker()
     lambda_client.reset_lambda()
+    redis_client.reset_redis()
+    rate_limit.reset_limiter()
+    lambda_budget.reset_budget()
+    user_limits.clear_cache()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ and polls can be served by separate worker groups (``-Q``).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import dramatiq
@@ -19,9 +20,21 @@ from shared.settings import get_settings
 from worker import poller, start
 from worker.broker import broker
 from worker.defer import Defer, defer_current
+from worker.middleware.rate_limit import mark_started
 
 log = get_logger(__name__)
 _settings = get_settings()
+
+
+def _user_of(message: Any) -> str | None:
+    """The rate-limit key of a start message: its user, if the body names one plausibly."""
+    payload = message.args[0] if message.args else None
+    user_id = payload.get("user_id") if isinstance(payload, dict) else None
+    return user_id if isinstance(user_id, str) and 0 < len(user_id) <= 128 else None
+
+
+def _note_throttled(message: Any, until: datetime) -> None:
+    start.note_throttled(message.args[0], message.message_id, until)
 
 
 @dramatiq.actor(
@@ -29,11 +42,14 @@ _settings = get_settings()
     queue_name=_settings.start_queue,
     max_retries=20,
     throws=(start.PoisonMessage,),
+    rate_limit_key=_user_of,
+    on_throttled=_note_throttled,
 )
 def start_render(payload: Any) -> None:
     message = CurrentMessage.get_current_message()
     try:
-        start.start_render(payload, message.message_id if message else "")
+        if start.start_render(payload, message.message_id if message else ""):
+            mark_started(message)
     except Defer as exc:
         defer_current(exc)
 
@@ -52,6 +68,7 @@ def poll_tick(slot: int) -> None:
     if not poller.claim_slot(broker.client, slot):
         log.debug("poll slot already claimed", slot=slot)
         return
+    poller.reconcile_budget()
     batches = poller.plan_sweep()
     for batch in batches:
         poll_batch.send(batch)

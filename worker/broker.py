@@ -22,6 +22,7 @@ from shared.messages import make_broker
 from shared.settings import Settings, get_settings
 from worker.middleware.envelope import ForeignEnvelope
 from worker.middleware.log_context import LogContext
+from worker.middleware.rate_limit import UserRateLimit
 
 
 def build_broker(settings: Settings | None = None) -> RedisBroker:
@@ -36,6 +37,8 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
         # Renderq handles Lambda throttling and transient errors itself (without counting them
         # as retries); Retries is for the unexpected: a database outage, a bug.
         Retries(max_retries=20, min_backoff=1_000, max_backoff=300_000),
+        # After Retries in the list, so its after-hook (refund an unused permit) runs first.
+        UserRateLimit(),
     ]
     return make_broker(settings, middleware=middleware)
 

@@ -19,6 +19,10 @@ from shared.log import get_logger
 
 log = get_logger(__name__)
 
+#: Per-delivery options that must not travel with a deferred copy (a permit belongs to the
+#: delivery that took it; the middleware refunds it when the original is acked).
+TRANSIENT_OPTIONS = ("rate_permit", "render_started", "traceback")
+
 #: Dramatiq refuses delays of 7 days or more.
 MAX_DELAY_MS = 7 * 24 * 3600 * 1000 - 1
 
@@ -40,13 +44,21 @@ def backoff_ms(attempt: int, *, base_ms: int, max_ms: int) -> int:
     return int(step / 2 + random.uniform(0, step / 2))
 
 
+def jittered(delay_ms: int, spread: float = 0.25) -> int:
+    """``delay_ms`` +/- ``spread``, so waiting messages do not all come back at once."""
+    return int(delay_ms * random.uniform(1 - spread, 1 + spread))
+
+
 def defer_message(message: Any, delay_ms: int, *, reason: str, counter: str | None = None) -> None:
     broker = dramatiq.get_broker()
     options: dict[str, Any] = {"deferrals": int(message.options.get("deferrals", 0)) + 1}
     if counter:
         options[counter] = int(message.options.get(counter, 0)) + 1
     delay_ms = max(0, min(int(delay_ms), MAX_DELAY_MS))
-    broker.enqueue(message.copy(options=options), delay=delay_ms)
+    copy = message.copy(options=options)
+    for key in TRANSIENT_OPTIONS:
+        copy.options.pop(key, None)
+    broker.enqueue(copy, delay=delay_ms)
     log.info("message deferred", delay_ms=delay_ms, reason=reason, **options)
 
 

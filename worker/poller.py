@@ -20,6 +20,7 @@ import structlog
 
 from shared import repository
 from shared.errors import IllegalTransition
+from shared.lambda_budget import get_budget
 from shared.lambda_client import LambdaError, get_lambda
 from shared.log import get_logger
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
@@ -49,6 +50,42 @@ def claim_slot(redis_client: redis.Redis, slot: int) -> bool:
     ttl_ms = int(settings.poll_interval * 2000)
     key = settings.redis_key("poll-slot", str(slot))
     return bool(redis_client.set(key, "1", nx=True, px=ttl_ms))
+
+
+TERMINAL_OUTCOMES = frozenset({"completed", "failed", "timed_out"})
+
+
+def reconcile_budget() -> int:
+    """Give back budget held for renders that are no longer in flight.
+
+    The poller releases a render's functions when it sees it finish; this catches the rest: a
+    worker that died between admission and ``rendering``, a release lost to a crash, a render
+    moved by an operator. Returns how many holders were released.
+    """
+    budget = get_budget()
+    holders = budget.holders()
+    if not holders:
+        return 0
+    rows = {r.id: r for r in repository.load_many(holders)}
+    admitted = budget.admitted_at_ms(holders)
+    now_ms = budget.redis_now_ms()
+    now = utcnow()
+    released = 0
+    for render_id in holders:
+        render = rows.get(render_id)
+        if render is None or render.status in (RenderStatus.COMPLETE, RenderStatus.FAILED):
+            stale = True
+        elif render.status == RenderStatus.PENDING:
+            claim_live = render.claim_expires_at is not None and render.claim_expires_at > now
+            stale = not claim_live and now_ms - admitted.get(render_id, 0) > 5_000
+        else:
+            stale = False
+        if stale:
+            budget.release(render_id)
+            released += 1
+    if released:
+        log.info("released stale lambda budget", released=released)
+    return released
 
 
 def plan_sweep() -> list[list[str]]:
@@ -82,7 +119,10 @@ def _poll_one(render: Render, context: dict[str, object]) -> str:
         **{**context, "render_id": render.id, "user_id": render.user_id}
     )
     try:
-        return poll_render(render)
+        outcome = poll_render(render)
+        if outcome in TERMINAL_OUTCOMES:
+            get_budget().release(render.id)
+        return outcome
     except IllegalTransition as exc:
         # Someone else (a duplicate tick, a replay) moved it first; that is fine.
         log.info("render moved on while being polled", status=exc.actual)

@@ -16,6 +16,7 @@ A crash between 3 and 4 is the one window that cannot be closed without an idemp
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from shared import repository
 from shared.errors import IllegalTransition
+from shared.lambda_budget import estimate_functions, frames_per_lambda, get_budget
 from shared.lambda_client import (
     LambdaConfigError,
     LambdaRejected,
@@ -35,13 +37,17 @@ from shared.models import ErrorCode, Render, RenderStatus
 from shared.render_limits import RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
 from shared.settings import get_settings
-from worker.defer import Defer, backoff_ms, current_option
+from worker.defer import Defer, backoff_ms, current_option, jittered
 
 log = get_logger(__name__)
 
 
 class PoisonMessage(Exception):
     """A message that can never be processed and names no render to fail: dead-letter it."""
+
+
+class _Handled(Exception):
+    """The message was dealt with (the render it names was failed); ack it."""
 
 
 def _describe(error: ValidationError) -> str:
@@ -64,10 +70,6 @@ def parse_payload(payload: Any, message_id: str) -> tuple[str, RenderRequest]:
         log.error("dead-lettering message", reason=reason, render_id=render_id)
         raise PoisonMessage(reason) from exc
     return message.render_id or message_id, message.request()
-
-
-class _Handled(Exception):
-    """The message was dealt with (the render it names was failed); ack it."""
 
 
 def _fail_named_render(render_id: str, reason: str) -> bool:
@@ -130,17 +132,31 @@ def prepare(payload: Any, message_id: str) -> Render | None:
     return render
 
 
-def start_render(payload: Any, message_id: str) -> None:
+def start_render(payload: Any, message_id: str) -> bool:
+    """Run the start steps; True when this call started the render on Lambda."""
     render = prepare(payload, message_id)
     if render is None:
-        return
+        return False
     settings = get_settings()
     token = uuid.uuid4().hex
     claimed = repository.claim_start(render.id, token, settings.claim_lease_s)
     if claimed is None:
         log.info("render is claimed by another worker or no longer pending; nothing to do")
-        return
+        return False
     assert claimed.out_name is not None
+    budget = get_budget()
+    functions = estimate_functions(claimed.duration_in_frames)
+    admitted, in_use = budget.admit(
+        claimed.id, functions, int(claimed.created_at.timestamp() * 1000)
+    )
+    if not admitted:
+        repository.release_claim(claimed.id, token)
+        raise Defer(
+            jittered(settings.budget_retry_ms),
+            f"lambda concurrency budget full ({in_use} + {functions} > "
+            f"{settings.lambda_concurrency_budget} functions, or an older render waits first)",
+            counter="budget_waits",
+        )
     try:
         started = get_lambda().start(
             composition=claimed.composition,
@@ -151,8 +167,10 @@ def start_render(payload: Any, message_id: str) -> None:
             fps=claimed.fps,
             duration_in_frames=claimed.duration_in_frames,
             out_name=claimed.out_name,
+            frames_per_lambda=frames_per_lambda(claimed.duration_in_frames),
         )
     except LambdaThrottled as exc:
+        budget.release(claimed.id)
         repository.release_claim(claimed.id, token)
         attempt = int(current_option("lambda_throttles", 0))
         delay = backoff_ms(attempt, base_ms=1_000, max_ms=60_000)
@@ -160,10 +178,11 @@ def start_render(payload: Any, message_id: str) -> None:
             delay = max(delay, int(exc.retry_after_s * 1000))
         raise Defer(delay, f"lambda throttled: {exc}", counter="lambda_throttles") from exc
     except LambdaTransient as exc:
+        budget.release(claimed.id)
         attempt = int(current_option("start_errors", 0)) + 1
         if attempt >= settings.max_start_attempts:
             _fail_start(claimed, ErrorCode.LAMBDA_UNAVAILABLE, f"{attempt} start attempts: {exc}")
-            return
+            return False
         repository.release_claim(claimed.id, token)
         log.warning(
             "lambda start failed transiently",
@@ -174,11 +193,13 @@ def start_render(payload: Any, message_id: str) -> None:
         delay = backoff_ms(attempt, base_ms=2_000, max_ms=300_000)
         raise Defer(delay, f"transient lambda error: {exc}", counter="start_errors") from exc
     except LambdaRejected as exc:
+        budget.release(claimed.id)
         _fail_start(claimed, ErrorCode.LAMBDA_REJECTED, str(exc))
-        return
+        return False
     except LambdaConfigError as exc:
+        budget.release(claimed.id)
         _fail_start(claimed, ErrorCode.LAMBDA_CONFIG, str(exc))
-        return
+        return False
 
     try:
         repository.mark_rendering(claimed.id, token, started.render_id, started.bucket)
@@ -190,13 +211,30 @@ def start_render(payload: Any, message_id: str) -> None:
             lambda_render_id=started.render_id,
             status=exc.actual,
         )
-        return
+        return True
     log.info(
         "render started",
         lambda_render_id=started.render_id,
         bucket=started.bucket,
         out_name=claimed.out_name,
+        functions=functions,
+        budget_in_use=in_use,
     )
+    return True
+
+
+def note_throttled(payload: Any, message_id: str, until: datetime) -> None:
+    """Make a rate-limited wait visible: ``throttled_until`` on the pending render.
+
+    A foreign message may not have a row yet; create it (same validation as the actor) so the
+    waiting render can be seen and queried.
+    """
+    try:
+        render_id, request = parse_payload(payload, message_id)
+    except (_Handled, PoisonMessage):
+        return
+    render, _ = repository.insert_pending(render_id, request)
+    repository.set_throttled_until(render.id, until)
 
 
 def _fail_start(render: Render, code: ErrorCode, message: str) -> None:
