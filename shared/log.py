@@ -75,6 +75,16 @@ def register_secret(value: str | None) -> None:
         _known_secrets.append(value)
 
 
+class _DropSkippedMessageWarnings(logging.Filter):
+    """Dramatiq warns "Message ... was skipped." for every throttled message (with its whole
+    body); the rate-limit middleware already logs each deferral with its reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("dramatiq.worker") and str(record.msg).endswith("was skipped.")
+        )
+
+
 def _wants_console(settings: Settings) -> bool:
     if settings.log_format == "console":
         return True
@@ -133,6 +143,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_DropSkippedMessageWarnings())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

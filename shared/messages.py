@@ -43,7 +43,10 @@ def start_render_message(payload: dict[str, Any], settings: Settings | None = No
 
 
 def make_broker(
-    settings: Settings | None = None, *, middleware: list[Any] | None = None
+    settings: Settings | None = None,
+    *,
+    middleware: list[Any] | None = None,
+    broker_class: type[RedisBroker] = RedisBroker,
 ) -> RedisBroker:
     """A Redis broker on the deployment's Redis and namespace.
 
@@ -51,7 +54,7 @@ def make_broker(
     middleware stack in ``worker.broker``.
     """
     settings = settings or get_settings()
-    return RedisBroker(
+    return broker_class(
         url=settings.redis_url,
         namespace=settings.redis_namespace,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

@@ -73,6 +73,18 @@ class UserRateLimiter:
         wait = decision.retry_after_ms if decision.retry_after_ms is not None else 60_000
         return Permit(False, wait, member, spec)
 
+    def confirm(self, user_id: str, member: str) -> Permit:
+        """Re-stamp a held permit to now, right before the start it pays for (see
+        ``ExactRedisBucket.restamp``). Not allowed: the permit is gone; wait ``wait_ms``."""
+        decision = self._bucket(user_id).restamp(member)
+        if decision.allowed:
+            return Permit(True, 0, member, rate_spec_for(user_id))
+        return Permit(False, decision.retry_after_ms or 1_000, member, rate_spec_for(user_id))
+
+    def touch(self, user_id: str, member: str) -> None:
+        """After the start: stamp the permit with the time the start is known to have happened."""
+        self._bucket(user_id).touch(member)
+
     def refund(self, user_id: str, member: str) -> None:
         self._bucket(user_id).remove(member)
 

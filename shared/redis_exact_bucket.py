@@ -71,6 +71,49 @@ return {-1, 0, now, first_count + weight}
 """
 
 
+# Move a held permit to "now": drop the member's entries, re-check every rate, re-insert at
+# Redis time. Same reply shape as _PUT; on failure the permit stays dropped (refunded).
+_RESTAMP = """
+local key = KEYS[1]
+local member = ARGV[1]
+local weight = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for j = 1, weight do redis.call('ZREM', key, member .. ':' .. j) end
+local max_interval = 0
+for i = 1, n do
+  local interval = tonumber(ARGV[2 + 2 * i])
+  local limit = tonumber(ARGV[3 + 2 * i])
+  if interval > max_interval then max_interval = interval end
+  local floor = '(' .. (now - interval)
+  local count = redis.call('ZCOUNT', key, floor, '+inf')
+  if count + weight > limit then
+    local entry = redis.call('ZRANGEBYSCORE', key, floor, '+inf', 'WITHSCORES', 'LIMIT',
+                             count + weight - limit - 1, 1)
+    local wait = tonumber(entry[2]) + interval - now
+    if wait < 1 then wait = 1 end
+    return {i - 1, wait, now, count}
+  end
+end
+for j = 1, weight do redis.call('ZADD', key, now, member .. ':' .. j) end
+redis.call('PEXPIRE', key, max_interval + 1000)
+return {-1, 0, now, 0}
+"""
+
+
+# Move a held permit's entries to now without any check (they are already counted).
+_TOUCH = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved = 0
+for j = 1, tonumber(ARGV[2]) do
+  moved = moved + redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[1] .. ':' .. j)
+end
+return moved
+"""
+
+
 class ExactRedisBucket(AbstractBucket):
     """Sliding-window-log bucket whose check-and-insert is one Redis script on Redis time.
 
@@ -86,6 +129,8 @@ class ExactRedisBucket(AbstractBucket):
         self.bucket_key = bucket_key
         self.failing_rate = None
         self._script = redis.register_script(_PUT)
+        self._restamp = redis.register_script(_RESTAMP)
+        self._touch = redis.register_script(_TOUCH)
 
     def now(self) -> int:
         seconds, micros = self.redis.time()
@@ -125,6 +170,31 @@ class ExactRedisBucket(AbstractBucket):
 
     def put(self, item: RateItem) -> bool:
         return self.put_decision(item).allowed
+
+    def restamp(self, member: str, weight: int = 1) -> Decision:
+        """Re-take a permit held as ``member`` at the current time.
+
+        For callers that take a permit some time before the action it pays for: re-stamping
+        just before acting makes the log record when the action happened, so a window never
+        holds more actions than the limit even if permits were taken early. If the permit no
+        longer fits at the new time it is dropped and the decision says how long to wait.
+        """
+        args: list[Any] = [member, weight, len(self.rates)]
+        for rate in self.rates:
+            args += [rate.interval, rate.limit]
+        idx, wait, _now, _count = (int(v) for v in self._restamp(keys=[self.bucket_key], args=args))
+        if idx < 0:
+            return Decision()
+        return Decision(failing_rate=self.rates[idx], retry_after_ms=wait)
+
+    def touch(self, member: str, weight: int = 1) -> int:
+        """Move a held permit to the current time, after the action it paid for happened.
+
+        Between ``restamp`` and the action there is still a network call; stamping again once
+        it returned means every entry is no earlier than its action, so the window counts the
+        action wherever that call's latency put it.
+        """
+        return int(self._touch(keys=[self.bucket_key], args=[member, weight]))
 
     def remove(self, member: str, weight: int = 1) -> int:
         """Refund a permit taken with ``decide(item, member)``."""

@@ -184,6 +184,7 @@ def env(
         "LOG_LEVEL": "INFO",
         "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
         "BROKER_MAINTENANCE_CHANCE": "100000",
+        "RENDER_RATE_LIMIT": "1000/1s",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

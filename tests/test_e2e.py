@@ -142,17 +142,39 @@ def test_poison_message_is_dead_lettered_and_worker_keeps_going(
     ns = env["REDIS_NAMESPACE"]
     broker = producer_broker()
     broker.enqueue(start_render_message({"user_id": "u", "width": "huge"}))
+    client = redis.Redis.from_url(redis_url)
+    garbage = {
+        "not-json": b"{this is not json",
+        "unknown-envelope-field": json.dumps(
+            {
+                "queue_name": "renders",
+                "actor_name": "start_render",
+                "args": [],
+                "kwargs": {},
+                "options": {},
+                "message_id": "x",
+                "message_timestamp": 1,
+                "surprise": True,
+            }
+        ).encode(),
+    }
+    for redis_id, raw in garbage.items():
+        client.hset(f"{ns}:renders.msgs", redis_id, raw)
+        client.rpush(f"{ns}:renders", redis_id)
     good = enqueue_render(req(generation_id="after-poison"))
     workers.start_worker(processes=1, threads=2)
     workers.start_scheduler()
     wait_until(
         lambda: renders.get(good.id).status == "complete", timeout=30, what="good render done"
     )
-    client = redis.Redis.from_url(redis_url)
-    wait_until(lambda: client.zcard(f"{ns}:renders.XQ") == 1, timeout=10, what="dead letter")
+    wait_until(lambda: client.zcard(f"{ns}:renders.XQ") == 3, timeout=10, what="dead letters")
+    assert {"not-json", "unknown-envelope-field"} <= {
+        m.decode() for m in client.zrange(f"{ns}:renders.XQ", 0, -1)
+    }
     client.close()
     logs = workers.all_logs()
     assert "dead-lettering message" in logs and "width" in logs
+    assert logs.count("undecodable message dead-lettered") == 2
 
 
 def test_two_schedulers_sweep_each_slot_once(db, workers, emulator):

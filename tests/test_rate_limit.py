@@ -164,3 +164,26 @@ def test_unique_keys_per_namespace(limiter, redis_url, namespace):
         k.decode().startswith(f"{namespace}:ratelimit:")
         for k in client.scan_iter(match=f"{namespace}:*")
     )
+
+
+def test_confirm_restamps_a_held_permit_and_touch_moves_it_later(limiter, redis_url, namespace):
+    early = limiter.acquire("fay")
+    time.sleep(0.4)
+    assert limiter.confirm("fay", early.member).allowed  # moved to now: counts from here
+    limiter.acquire("fay")
+    time.sleep(0.7)  # 1.1 s after the first acquire, 0.7 s after the confirm
+    assert not limiter.acquire("fay").allowed
+    client = redis.Redis.from_url(redis_url)
+    key = f"{namespace}:ratelimit:fay"
+    before = client.zscore(key, f"{early.member}:1")
+    limiter.touch("fay", early.member)
+    assert client.zscore(key, f"{early.member}:1") > before
+
+
+def test_confirm_fails_when_the_window_filled_meanwhile(limiter):
+    held = limiter.acquire("gus")
+    limiter.refund("gus", held.member)  # e.g. the permit was refunded...
+    limiter.acquire("gus")
+    limiter.acquire("gus")  # ...and two others took the window
+    result = limiter.confirm("gus", held.member)
+    assert not result.allowed and result.wait_ms > 0

@@ -20,7 +20,7 @@ from shared.settings import get_settings
 from worker import poller, start
 from worker.broker import broker
 from worker.defer import Defer, defer_current
-from worker.middleware.rate_limit import mark_started
+from worker.middleware.rate_limit import confirm_permit, mark_started
 
 log = get_logger(__name__)
 _settings = get_settings()
@@ -48,7 +48,11 @@ def _note_throttled(message: Any, until: datetime) -> None:
 def start_render(payload: Any) -> None:
     message = CurrentMessage.get_current_message()
     try:
-        if start.start_render(payload, message.message_id if message else ""):
+        if start.start_render(
+            payload,
+            message.message_id if message else "",
+            confirm_permit=lambda: confirm_permit(message),
+        ):
             mark_started(message)
     except Defer as exc:
         defer_current(exc)

@@ -23,6 +23,7 @@ from shared.settings import Settings, get_settings
 from worker.middleware.envelope import ForeignEnvelope
 from worker.middleware.log_context import LogContext
 from worker.middleware.rate_limit import UserRateLimit
+from worker.redis_broker import RecoveringRedisBroker
 
 
 def build_broker(settings: Settings | None = None) -> RedisBroker:
@@ -40,7 +41,7 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
         # After Retries in the list, so its after-hook (refund an unused permit) runs first.
         UserRateLimit(),
     ]
-    return make_broker(settings, middleware=middleware)
+    return make_broker(settings, middleware=middleware, broker_class=RecoveringRedisBroker)
 
 
 configure_logging()

@@ -16,7 +16,8 @@ A crash between 3 and 4 is the one window that cannot be closed without an idemp
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -33,7 +34,7 @@ from shared.lambda_client import (
     get_lambda,
 )
 from shared.log import get_logger
-from shared.models import ErrorCode, Render, RenderStatus
+from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
 from shared.settings import get_settings
@@ -132,8 +133,14 @@ def prepare(payload: Any, message_id: str) -> Render | None:
     return render
 
 
-def start_render(payload: Any, message_id: str) -> bool:
-    """Run the start steps; True when this call started the render on Lambda."""
+def start_render(
+    payload: Any, message_id: str, confirm_permit: Callable[[], int | None] | None = None
+) -> bool:
+    """Run the start steps; True when this call started the render on Lambda.
+
+    ``confirm_permit`` (from the rate-limit middleware) is called right before Lambda
+    ``start``; it returns None to go ahead or the milliseconds until the user's next permit.
+    """
     render = prepare(payload, message_id)
     if render is None:
         return False
@@ -157,6 +164,17 @@ def start_render(payload: Any, message_id: str) -> bool:
             f"{settings.lambda_concurrency_budget} functions, or an older render waits first)",
             counter="budget_waits",
         )
+    try:
+        wait_ms = confirm_permit() if confirm_permit is not None else None
+    except BaseException:
+        budget.release(claimed.id)
+        repository.release_claim(claimed.id, token)
+        raise
+    if wait_ms is not None:
+        budget.release(claimed.id)
+        until = utcnow() + timedelta(milliseconds=wait_ms)
+        repository.release_claim(claimed.id, token, throttled_until=until)
+        raise Defer(jittered(wait_ms, 0.05), "user rate limit (at start)", counter="throttled")
     try:
         started = get_lambda().start(
             composition=claimed.composition,

@@ -122,6 +122,32 @@ class UserRateLimit(Middleware):
                 backoff = min(backoff * 2, 10.0)
 
 
+def confirm_permit(message: Any) -> int | None:
+    """Right before the throttled work starts, move the message's permit to "now".
+
+    The permit was taken when the message arrived; the start may follow after database work,
+    a claim and the Lambda budget. Re-stamping makes the user's window count the start itself.
+    Returns None to go ahead, or the milliseconds to wait (the permit is then gone).
+    Redis errors propagate: the caller must not start without a confirmed permit.
+    """
+    permit = message.options.get(PERMIT_OPTION) if message is not None else None
+    if not permit:
+        return None
+    user_id, member = permit
+    result = get_limiter().confirm(user_id, member)
+    if result.allowed:
+        return None
+    message.options.pop(PERMIT_OPTION, None)
+    return result.wait_ms
+
+
 def mark_started(message: Any) -> None:
-    """Called by an actor once the rate-limited work really started: keep the permit."""
+    """Called by an actor once the rate-limited work really started: keep the permit, and
+    stamp it with the current time (the start has happened by now)."""
     message.options[STARTED_OPTION] = True
+    permit = message.options.get(PERMIT_OPTION)
+    if permit:
+        try:
+            get_limiter().touch(*permit)
+        except Exception:
+            log.warning("could not re-stamp the permit after the start", exc_info=True)

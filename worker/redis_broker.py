@@ -1,0 +1,95 @@
+"""Dramatiq's Redis broker with two holes closed, for workers.
+
+1. **Messages stranded by a connection error.** When a consumer loses Redis, Dramatiq drops the
+   messages it had prefetched (including every delayed message it was holding in memory) and
+   starts a new consumer. Those messages are still listed as unacked *by this live worker* in
+   Redis, so maintenance never redelivers them: they are stuck until the process restarts.
+   Throttled renders wait as delayed messages, so one Redis restart would strand all of them.
+   Here, a consumer that is re-created for a queue first requeues this worker's unacked
+   messages of that queue. Messages still being processed may then run twice, which every
+   renderq actor tolerates (see the claim in ``shared.repository``).
+2. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
+   fields, raises in the consumer, which then restarts and (with 1.) would fetch it again
+   forever. Here it is logged and moved to the dead-letter queue, and consumption goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed, DecodeError
+
+from shared.log import get_logger
+
+log = get_logger(__name__)
+
+_CHUNK = 500
+
+
+class RecoveringRedisBroker(RedisBroker):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._consumed: set[str] = set()
+        self._consumed_lock = threading.Lock()
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return _SafeConsumer
+
+    def acks_key(self, queue_name: str) -> str:
+        return f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        with self._consumed_lock:
+            restarted = queue_name in self._consumed
+            self._consumed.add(queue_name)
+        if restarted:
+            try:
+                self.requeue_unacked(queue_name)
+            except redis.ConnectionError as exc:
+                raise ConnectionClosed(exc) from None
+        return super().consume(queue_name, prefetch, timeout)
+
+    def requeue_unacked(self, queue_name: str) -> int:
+        """Put back every message this worker holds unacked on ``queue_name``."""
+        ids = [i.decode() for i in self.client.smembers(self.acks_key(queue_name))]  # type: ignore[union-attr]
+        for start in range(0, len(ids), _CHUNK):
+            self.do_requeue(queue_name, *ids[start : start + _CHUNK])
+        if ids:
+            log.warning(
+                "requeued messages stranded by a lost connection", queue=queue_name, count=len(ids)
+            )
+        return len(ids)
+
+    def dead_letter_raw(self, queue_name: str, data: bytes, reason: str) -> bool:
+        """Move an undecodable message, identified by its raw bytes, to the dead-letter queue."""
+        ids = list(self.client.smembers(self.acks_key(queue_name)))
+        if not ids:
+            return False
+        values = self.client.hmget(f"{self.namespace}:{queue_name}.msgs", ids)
+        for redis_id, value in zip(ids, values, strict=True):
+            if value == data:
+                self.do_nack(queue_name, redis_id.decode())
+                return True
+        return False
+
+
+class _SafeConsumer(_RedisConsumer):
+    def __next__(self) -> Any:
+        while True:
+            try:
+                return super().__next__()
+            except DecodeError as exc:
+                data = exc.data if isinstance(exc.data, bytes) else bytes(exc.data or b"")
+                reason = f"{type(exc.error).__name__}: {exc.error}"
+                moved = self.broker.dead_letter_raw(self.queue_name, data, reason)
+                log.error(
+                    "undecodable message dead-lettered" if moved else "undecodable message dropped",
+                    queue=self.queue_name,
+                    reason=reason[:500],
+                    size=len(data),
+                    preview=data[:200].decode("utf-8", "replace"),
+                )
