@@ -32,6 +32,8 @@ BATCH = [
     ("alice", "Intro", 1920, 1080, 30, 300, {"title": "Welcome, Alice"}),
     ("alice", "Recap", 1280, 720, 30, 450, {"title": "Your week"}),
     ("alice", "Story", 1080, 1920, 30, 600, {"title": "Vertical story"}),
+    # Alice's fourth render is over the demo's rate limit (3 per 8 s): it waits, visibly.
+    ("alice", "Teaser", 1280, 720, 30, 150, {"title": "One more"}),
     ("bob", "Intro", 1920, 1080, 60, 600, {"title": "Welcome, Bob"}),
     ("bob", "Teaser", 1080, 1080, 30, 240, {"title": "Square teaser"}),
     ("carol", "Recap", 1920, 1080, 25, 500, {"title": "Monthly recap"}),
@@ -108,6 +110,44 @@ def final_table(rows: list[object]) -> Table:
     return table
 
 
+def summary_line(rows: list[object], elapsed: float) -> str:
+    counts = {s: 0 for s in ("pending", "rendering", "complete", "failed")}
+    throttled = 0
+    for r in rows:
+        counts[r.status] += 1  # type: ignore[attr-defined]
+        throttled += bool(r.status == "pending" and r.throttled_until)  # type: ignore[attr-defined]
+    mean = sum(r.progress for r in rows) / max(1, len(rows))  # type: ignore[attr-defined]
+    parts = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return f"{elapsed:5.1f}s  {parts}  (throttled {throttled})  mean progress {mean:.0%}"
+
+
+def watch(renders: object, ids: list[str], deadline: float, started: float) -> None:
+    """Live table on a terminal; a progress line every second when piped (CI logs)."""
+
+    def rows() -> list[object]:
+        return sorted(renders.get_many(ids), key=lambda r: r.created_at)  # type: ignore[attr-defined]
+
+    def done(current: list[object]) -> bool:
+        return all(r.status in ("complete", "failed") for r in current)  # type: ignore[attr-defined]
+
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4) as live:
+            while not done(current := rows()) and time.monotonic() < deadline:
+                live.update(progress_view(current))
+                time.sleep(0.25)
+            live.update(progress_view(rows()))
+    else:
+        last = 0.0
+        while not done(current := rows()) and time.monotonic() < deadline:
+            if time.monotonic() - last >= 1.0:
+                last = time.monotonic()
+                console.print(summary_line(current, last - started))
+            time.sleep(0.25)
+        console.print(summary_line(rows(), time.monotonic() - started))
+    if time.monotonic() >= deadline:
+        console.print("[red]timed out waiting for renders[/]")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for renders")
@@ -137,11 +177,14 @@ def main() -> int:
                 "REMOTION_AWS_ACCESS_KEY_ID": "AKIADEMODEMODEMODEMO",
                 "REMOTION_AWS_SECRET_ACCESS_KEY": "demo-secret-not-a-real-key-000000000000",
                 "LOG_FORMAT": "json",
+                # Tighter than the 5/hour default so the demo shows a throttled render.
+                "RENDER_RATE_LIMIT": os.environ.get("DEMO_RENDER_RATE_LIMIT", "3/8s"),
             }
         )
         os.environ.update(stack.env)
         console.print(f"[bold]renderq demo[/]  redis={redis_url} namespace={namespace}")
         console.print(f"database={database_url}  lambda emulator={emulator_url}")
+        console.print(f"per-user rate limit for the demo: {stack.env['RENDER_RATE_LIMIT']}")
 
         from shared.migrate import upgrade_head
 
@@ -191,16 +234,7 @@ def main() -> int:
 
         ids = [r.id for r in stored]
         deadline = time.monotonic() + args.timeout
-        with Live(console=console, refresh_per_second=4) as live:
-            while True:
-                rows = sorted(renders.get_many(ids), key=lambda r: r.created_at)
-                live.update(progress_view(rows))
-                if all(r.status in ("complete", "failed") for r in rows):
-                    break
-                if time.monotonic() > deadline:
-                    console.print("[red]timed out waiting for renders[/]")
-                    break
-                time.sleep(0.25)
+        watch(renders, ids, deadline, started)
 
         rows = sorted(renders.get_many(ids), key=lambda r: r.created_at)
         console.print(final_table(rows))

@@ -223,3 +223,11 @@ def test_redis_restart_and_script_flush_while_throttling(
     starts = starts_by_user(emulator.url, stored)
     assert all(len(t) == 6 for t in starts.values()), starts
     assert_no_window_exceeds(starts, limit=2, window_s=3.0)
+
+
+def test_only_start_render_opts_in_to_the_user_rate_limit(env):
+    from worker.actors import broker
+
+    assert broker.get_actor("start_render").options["rate_limit_key"] is not None
+    for name in ("poll_tick", "poll_batch"):
+        assert "rate_limit_key" not in broker.get_actor(name).options
