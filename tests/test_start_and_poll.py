@@ -237,3 +237,17 @@ def test_slot_claim_is_once_per_slot(env, redis_url):
     assert poller.claim_slot(client, 42)
     assert not poller.claim_slot(client, 42)
     assert poller.claim_slot(client, 43)
+
+
+def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
+    rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
+    start.start_render(payload, "m")
+    batches = poller.start_sweep(1000)
+    assert batches == [[rid]]
+    assert poller.start_sweep(1001) is None  # previous sweep still running: skipped
+    assert poller.start_sweep(1000) is None
+    poller.poll_batch(batches[0], 1000)
+    record = poller.last_sweep()
+    assert record["slot"] == 1000 and record["renders"] == 1 and record["polled"] == 1
+    assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0
+    assert poller.start_sweep(1002) == [[rid]]  # finished: the next tick sweeps again

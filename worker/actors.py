@@ -18,7 +18,7 @@ from shared.log import get_logger
 from shared.messages import POLL_BATCH, POLL_TICK, START_RENDER
 from shared.settings import get_settings
 from worker import poller, start
-from worker.broker import broker
+from worker.broker import broker  # noqa: F401  (installs the broker before the actors below)
 from worker.defer import Defer, defer_current
 from worker.middleware.rate_limit import confirm_permit, mark_started
 
@@ -69,16 +69,10 @@ def poll_tick(slot: int) -> None:
     if slot < int(time.time() // _settings.poll_interval) - 1:
         log.info("stale poll tick dropped", slot=slot)
         return
-    if not poller.claim_slot(broker.client, slot):
-        log.debug("poll slot already claimed", slot=slot)
-        return
-    poller.reconcile_budget()
-    batches = poller.plan_sweep()
-    for batch in batches:
-        poll_batch.send(batch)
-    log.info("poll sweep planned", slot=slot, batches=len(batches), renders=sum(map(len, batches)))
+    for batch in poller.start_sweep(slot) or []:
+        poll_batch.send(batch, slot)
 
 
 @dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=3)
-def poll_batch(render_ids: list[str]) -> None:
-    poller.poll_batch(render_ids)
+def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
+    poller.poll_batch(render_ids, slot)

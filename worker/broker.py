@@ -21,6 +21,7 @@ from shared.log import configure_logging
 from shared.messages import make_broker
 from shared.settings import Settings, get_settings
 from worker.middleware.envelope import ForeignEnvelope
+from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
 from worker.middleware.rate_limit import UserRateLimit
 from worker.redis_broker import RecoveringRedisBroker
@@ -40,6 +41,7 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
         Retries(max_retries=20, min_backoff=1_000, max_backoff=300_000),
         # After Retries in the list, so its after-hook (refund an unused permit) runs first.
         UserRateLimit(),
+        WorkerHeartbeat(),
     ]
     return make_broker(settings, middleware=middleware, broker_class=RecoveringRedisBroker)
 

@@ -9,6 +9,7 @@ is a guarded transition, so a render polled twice at once is still completed onc
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from shared.lambda_budget import get_budget
 from shared.lambda_client import LambdaError, get_lambda
 from shared.log import get_logger
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
+from shared.redis_client import get_redis
 from shared.settings import get_settings
 
 log = get_logger(__name__)
@@ -96,7 +98,94 @@ def plan_sweep() -> list[list[str]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def poll_batch(render_ids: Sequence[str]) -> dict[str, int]:
+def _sweep_key(slot: int) -> str:
+    return get_settings().redis_key("poll", "sweep", str(slot))
+
+
+def start_sweep(slot: int) -> list[list[str]] | None:
+    """Plan the sweep of ``slot``, or return None to skip this tick.
+
+    A tick is skipped when its slot was already swept (duplicate tick, second scheduler) or
+    when the previous sweep has not finished: sweeps never pile up, the effective interval
+    simply stretches to the sweep's duration. The "running" mark expires on its own, so a lost
+    batch cannot stop polling for more than ``10 x POLL_INTERVAL`` (at least 60 s).
+    """
+    settings = get_settings()
+    client = get_redis()
+    running_key = settings.redis_key("poll", "running")
+    running = client.get(running_key)
+    if running is not None:
+        log.info("previous poll sweep still running; tick skipped", slot=slot, running=running)
+        return None
+    if not claim_slot(client, slot):
+        log.debug("poll slot already claimed", slot=slot)
+        return None
+    reconcile_budget()
+    batches = plan_sweep()
+    renders = sum(map(len, batches))
+    if batches:
+        ttl_ms = int(max(10 * settings.poll_interval, 60) * 1000)
+        pipe = client.pipeline()
+        pipe.set(running_key, slot, px=ttl_ms)
+        pipe.hset(
+            _sweep_key(slot),
+            mapping={"planned_at": time.time(), "batches": len(batches), "renders": renders},
+        )
+        pipe.expire(_sweep_key(slot), 3600)
+        pipe.execute()
+    else:
+        _record_last_sweep(slot, time.time(), 0, 0, {})
+    log.info("poll sweep planned", slot=slot, batches=len(batches), renders=renders)
+    return batches
+
+
+def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> None:
+    """Count a finished batch; the last one of a sweep records the sweep's duration."""
+    if slot is None:
+        return
+    client = get_redis()
+    key = _sweep_key(slot)
+    pipe = client.pipeline()
+    pipe.hincrby(key, "done", 1)
+    pipe.hincrby(key, "polled", polled)
+    for outcome, count in outcomes.items():
+        pipe.hincrby(key, f"outcome:{outcome}", count)
+    pipe.hgetall(key)
+    *_, sweep = pipe.execute()
+    fields = {k.decode(): v.decode() for k, v in sweep.items()}
+    if not fields.get("batches") or int(fields["done"]) != int(fields["batches"]):
+        return
+    totals = {k.split(":", 1)[1]: int(v) for k, v in fields.items() if k.startswith("outcome:")}
+    _record_last_sweep(
+        slot, float(fields["planned_at"]), int(fields["renders"]), int(fields["polled"]), totals
+    )
+    client.delete(get_settings().redis_key("poll", "running"))
+
+
+def _record_last_sweep(
+    slot: int, planned_at: float, renders: int, polled: int, outcomes: dict[str, int]
+) -> None:
+    finished = time.time()
+    record = {
+        "slot": slot,
+        "planned_at": planned_at,
+        "finished_at": finished,
+        "duration_s": round(finished - planned_at, 3),
+        "renders": renders,
+        "polled": polled,
+        "outcomes": outcomes,
+    }
+    get_redis().set(get_settings().redis_key("poll", "last-sweep"), json.dumps(record))
+    if renders:
+        log.info("poll sweep finished", **record)
+
+
+def last_sweep() -> dict[str, object] | None:
+    raw = get_redis().get(get_settings().redis_key("poll", "last-sweep"))
+    return json.loads(raw) if raw else None
+
+
+def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, int]:
     """Poll a batch concurrently; returns counts of outcomes (for logs and metrics)."""
     renders = [r for r in repository.load_many(render_ids) if r.status == RenderStatus.RENDERING]
     outcomes: dict[str, int] = {}
@@ -110,6 +199,7 @@ def poll_batch(render_ids: Sequence[str]) -> dict[str, int]:
         seconds=round(time.monotonic() - started, 3),
         **outcomes,
     )
+    finish_batch(slot, outcomes, len(renders))
     return outcomes
 
 
