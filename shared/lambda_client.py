@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -201,6 +202,9 @@ class RenderLambda:
             max_pool_connections=max(10, settings.poll_concurrency * 2),
             tcp_keepalive=True,
         )
+        self._session = session
+        self._s3: Any = None
+        self._s3_lock = threading.Lock()
         self._client = _ReusingRemotionClient(
             region=settings.remotion_aws_region,
             serve_url=settings.remotion_serve_url,
@@ -241,6 +245,67 @@ class RenderLambda:
         if response is None:  # pragma: no cover - the client returns None only on empty bodies
             raise LambdaTransient("empty start response", may_have_started=True)
         return StartedRender(render_id=response.render_id, bucket=response.bucket_name)
+
+    def find_render(
+        self, out_name: str, *, bucket: str | None = None, since: datetime | None = None
+    ) -> StartedRender | None:
+        """Find a render by its ``outName`` in Remotion's S3 bucket, without starting one.
+
+        Remotion writes ``renders/<renderId>/progress.json`` (whose ``renderMetadata`` names
+        the ``outName``) when a render starts, and ``renders/<renderId>/<outName>`` when it is
+        done. Listing the bucket is slow for big buckets, which is acceptable: this runs only
+        when a start's outcome is unknown (a worker died mid-start, or the call timed out).
+        """
+        try:
+            s3 = self._s3_client()
+            buckets = [bucket] if bucket else self._client._get_remotion_buckets()
+            for name in buckets:
+                found = self._search_bucket(s3, name, out_name, since)
+                if found is not None:
+                    return found
+        except (bexc.BotoCoreError, bexc.ClientError) as exc:
+            raise LambdaTransient(f"could not search S3 for {out_name}: {exc}") from exc
+        return None
+
+    def _search_bucket(
+        self, s3: Any, bucket: str, out_name: str, since: datetime | None
+    ) -> StartedRender | None:
+        candidates = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="renders/"):
+            for obj in page.get("Contents", []):
+                key: str = obj["Key"]
+                parts = key.split("/")
+                if len(parts) != 3:
+                    continue
+                if parts[2] == out_name:
+                    return StartedRender(render_id=parts[1], bucket=bucket)
+                if parts[2] == "progress.json" and (since is None or obj["LastModified"] >= since):
+                    candidates.append((obj["LastModified"], key, parts[1]))
+        for _, key, render_id in sorted(candidates, reverse=True):
+            body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            metadata = body.get("renderMetadata") or {}
+            name = metadata.get("outName")
+            if isinstance(name, dict):
+                name = name.get("key")
+            if name == out_name:
+                return StartedRender(render_id=render_id, bucket=bucket)
+        return None
+
+    def _s3_client(self) -> Any:
+        if self._s3 is None:
+            with self._s3_lock:
+                if self._s3 is None:
+                    self._s3 = self._session.client(
+                        "s3",
+                        region_name=self.settings.remotion_aws_region,
+                        config=Config(
+                            s3={"addressing_style": "path"},
+                            connect_timeout=self.settings.lambda_connect_timeout_s,
+                            read_timeout=self.settings.lambda_read_timeout_s,
+                            retries={"mode": "standard"},
+                        ),
+                    )
+        return self._s3
 
     def progress(self, render_id: str, bucket: str) -> RenderProgress:
         try:

@@ -21,6 +21,7 @@ from shared.settings import Settings, get_settings
 START_RENDER = "start_render"
 POLL_TICK = "poll_tick"
 POLL_BATCH = "poll_batch"
+RECONCILE = "reconcile"
 
 
 def new_message(

@@ -157,19 +157,16 @@ def claim_start(render_id: str, token: str, lease_s: float) -> Render | None:
     """Take the exclusive right to call Lambda ``start`` for a pending render.
 
     Returns None when the render is not pending or another worker holds an unexpired claim.
-    The claim also counts the start request before it is made, so a crash in the unavoidable
-    window (Lambda started, ids not yet saved) is visible as ``start_requests`` > 1.
+    A returned render with ``start_requests > 0`` had a start request whose outcome is unknown
+    (its worker died, or the call timed out): the caller must look for that render before
+    starting another one.
     """
     now = utcnow()
     row = _cas(
         render_id,
         RenderStatus.PENDING,
         None,
-        {
-            "claim_token": token,
-            "claim_expires_at": now + timedelta(seconds=lease_s),
-            "start_requests": Render.start_requests + 1,
-        },
+        {"claim_token": token, "claim_expires_at": now + timedelta(seconds=lease_s)},
         sa.or_(col(Render.claim_expires_at).is_(None), col(Render.claim_expires_at) < now),
     )
     if row is not None and row.out_name is None:
@@ -183,15 +180,45 @@ def claim_start(render_id: str, token: str, lease_s: float) -> Render | None:
     return row
 
 
-def release_claim(render_id: str, token: str, *, throttled_until: datetime | None = None) -> bool:
-    """Give the claim back after a start that did not happen (throttled, transient error)."""
+def record_start_request(render_id: str, token: str) -> Render:
+    """Count a Lambda start request *before* it is sent, so that a crash during the call leaves
+    a trace (``start_requests``) that makes the next attempt look for the render first."""
     row = _cas(
         render_id,
         RenderStatus.PENDING,
         None,
-        {"claim_token": None, "claim_expires_at": None, "throttled_until": throttled_until},
+        {"start_requests": Render.start_requests + 1},
         Render.claim_token == token,
     )
+    if row is None:
+        raise IllegalTransition(
+            render_id, RenderStatus.PENDING, RenderStatus.RENDERING, _current_status(render_id)
+        )
+    return row
+
+
+def release_claim(
+    render_id: str,
+    token: str,
+    *,
+    throttled_until: datetime | None = None,
+    start_not_sent: bool = False,
+) -> bool:
+    """Give the claim back after a start that did not happen (throttled, transient error).
+
+    ``start_not_sent`` undoes ``record_start_request`` when the request certainly did not
+    start a render (a 429, a refused connection, a handled rejection).
+    """
+    values: dict[str, Any] = {
+        "claim_token": None,
+        "claim_expires_at": None,
+        "throttled_until": throttled_until,
+    }
+    if start_not_sent:
+        values["start_requests"] = sa.case(
+            (col(Render.start_requests) > 0, Render.start_requests - 1), else_=0
+        )
+    row = _cas(render_id, RenderStatus.PENDING, None, values, Render.claim_token == token)
     return row is not None
 
 
@@ -324,6 +351,7 @@ def replay(render_id: str) -> Render:
         lambda_render_id=None,
         lambda_bucket=None,
         out_name=None,
+        start_requests=0,
         started_at=None,
         completed_at=None,
         last_polled_at=None,
@@ -345,6 +373,22 @@ def rendering_ids(limit: int | None = None) -> list[str]:
         stmt = stmt.limit(limit)
     with Session(get_engine()) as session:
         return list(session.exec(stmt))
+
+
+def latest_bucket() -> str | None:
+    """The bucket of the most recently started render: Remotion uses one bucket per region."""
+    with Session(get_engine()) as session:
+        for status in (RenderStatus.RENDERING, RenderStatus.COMPLETE):
+            stmt = (
+                select(Render.lambda_bucket)
+                .where(Render.status == status, col(Render.lambda_bucket).is_not(None))
+                .order_by(col(Render.created_at).desc())
+                .limit(1)
+            )
+            bucket = session.exec(stmt).first()
+            if bucket:
+                return bucket
+    return None
 
 
 def load_many(render_ids: Iterable[str]) -> list[Render]:

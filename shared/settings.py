@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     #: Start attempts that hit transient Lambda errors before the render is failed.
     max_start_attempts: int = 8
 
+    #: Seconds added to the Lambda timeouts to make the start-claim lease (see claim_lease_s).
+    claim_margin_s: float = 15.0
+    #: Seconds between reconciliation passes (pending renders whose message was lost).
+    reconcile_interval: float = 30.0
+    #: A pending render younger than this is never re-enqueued (its producer may still be
+    #: between inserting the row and sending the message).
+    reconcile_grace_s: float = 60.0
+
     # --- broker -----------------------------------------------------------------------------
     #: Milliseconds without a heartbeat after which a worker is presumed dead and its unacked
     #: messages are redelivered. Dramatiq's default (60 s) plus rare maintenance makes
@@ -105,6 +113,10 @@ class Settings(BaseSettings):
     poll_queue: str = "render-polls"
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).
     actor_time_limit_ms: int = 120_000
+
+    #: Testing only: comma-separated failpoint names (shared/failpoints.py) that kill the
+    #: first worker process reaching them. Never set in production.
+    failpoints: str = ""
 
     # --- logging ------------------------------------------------------------------------
     log_level: str = "INFO"
@@ -129,10 +141,10 @@ class Settings(BaseSettings):
         """How long a start claim protects a render from a second start.
 
         It must outlast the longest possible Lambda ``start`` call (botocore retries are off,
-        so connect + read timeout) plus the database write after it, or a redelivered message
+        so connect + read timeout) plus the database work around it, or a redelivered message
         could start the render again while the first call is still in flight.
         """
-        return 2 * (self.lambda_connect_timeout_s + self.lambda_read_timeout_s) + 10.0
+        return self.lambda_connect_timeout_s + self.lambda_read_timeout_s + self.claim_margin_s
 
     def redis_key(self, *parts: str) -> str:
         """Build a renderq-owned Redis key under the deployment namespace."""

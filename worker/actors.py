@@ -15,10 +15,10 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from shared.log import get_logger
-from shared.messages import POLL_BATCH, POLL_TICK, START_RENDER
+from shared.messages import POLL_BATCH, POLL_TICK, RECONCILE, START_RENDER
 from shared.settings import get_settings
-from worker import poller, start
-from worker.broker import broker  # noqa: F401  (installs the broker before the actors below)
+from worker import poller, reconciler, start
+from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.middleware.rate_limit import confirm_permit, mark_started
 
@@ -76,3 +76,16 @@ def poll_tick(slot: int) -> None:
 @dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=3)
 def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
     poller.poll_batch(render_ids, slot)
+
+
+@dramatiq.actor(
+    actor_name=RECONCILE,
+    queue_name=_settings.poll_queue,
+    max_retries=0,
+    max_age=int(_settings.reconcile_interval * 2000),
+)
+def reconcile(slot: int) -> None:
+    if not poller.claim_slot(broker.client, slot, kind="reconcile-slot"):
+        return
+    requeued = reconciler.reconcile(broker)
+    log.info("reconciliation pass", slot=slot, requeued=requeued)

@@ -45,13 +45,13 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def claim_slot(redis_client: redis.Redis, slot: int) -> bool:
+def claim_slot(redis_client: redis.Redis, slot: int, kind: str = "poll-slot") -> bool:
     """True for the first tick of a slot; later ticks for the same slot (a second scheduler,
     a redelivery) get False. The key outlives the slot, so a late duplicate is caught too."""
     settings = get_settings()
-    ttl_ms = int(settings.poll_interval * 2000)
-    key = settings.redis_key("poll-slot", str(slot))
-    return bool(redis_client.set(key, "1", nx=True, px=ttl_ms))
+    interval = settings.poll_interval if kind == "poll-slot" else settings.reconcile_interval
+    key = settings.redis_key(kind, str(slot))
+    return bool(redis_client.set(key, "1", nx=True, px=int(interval * 2000)))
 
 
 TERMINAL_OUTCOMES = frozenset({"completed", "failed", "timed_out"})

@@ -1,4 +1,5 @@
-"""The scheduler: ``python -m worker.scheduler``. Sends one ``poll_tick`` per poll interval.
+"""The scheduler: ``python -m worker.scheduler``. Sends the periodic ticks: one ``poll_tick``
+per ``POLL_INTERVAL`` and one ``reconcile`` per ``RECONCILE_INTERVAL``.
 
 Dramatiq has no scheduler of its own. This one is deliberately dumb: it sends a tick stamped
 with its slot number (``floor(now / POLL_INTERVAL)``) and the tick actor claims the slot in
@@ -11,13 +12,21 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
 
 from shared.log import configure_logging, get_logger
-from shared.messages import POLL_TICK, make_broker, new_message
+from shared.messages import POLL_TICK, RECONCILE, make_broker, new_message
 from shared.settings import Settings, get_settings
 
 log = get_logger(__name__)
+
+
+@dataclass
+class PeriodicJob:
+    actor_name: str
+    interval: float
+    last_slot: int | None = None
 
 
 class Scheduler:
@@ -26,30 +35,39 @@ class Scheduler:
         self.broker = make_broker(self.settings)
         self.stopping = threading.Event()
         self.ticks_sent = 0
+        self.jobs = [
+            PeriodicJob(POLL_TICK, self.settings.poll_interval),
+            PeriodicJob(RECONCILE, self.settings.reconcile_interval),
+        ]
 
-    def send_tick(self, slot: int) -> None:
-        message = new_message(self.settings.poll_queue, POLL_TICK, [slot])
+    def send_tick(self, job: PeriodicJob, slot: int) -> None:
+        message = new_message(self.settings.poll_queue, job.actor_name, [slot])
         self.broker.enqueue(message)
         self.ticks_sent += 1
 
     def run(self, *, max_ticks: int | None = None) -> None:
-        interval = self.settings.poll_interval
-        log.info("scheduler started", poll_interval=interval, queue=self.settings.poll_queue)
-        last_slot: int | None = None
+        log.info(
+            "scheduler started",
+            jobs={job.actor_name: job.interval for job in self.jobs},
+            queue=self.settings.poll_queue,
+        )
         while not self.stopping.is_set():
             now = time.time()
-            slot = int(now // interval)
-            if slot != last_slot:
+            for job in self.jobs:
+                slot = int(now // job.interval)
+                if slot == job.last_slot:
+                    continue
                 try:
-                    self.send_tick(slot)
-                    last_slot = slot
+                    self.send_tick(job, slot)
+                    job.last_slot = slot
                 except Exception:
-                    # Redis down: keep trying every interval; ticks are cheap to lose.
-                    log.exception("could not send poll tick", slot=slot)
-                if max_ticks is not None and self.ticks_sent >= max_ticks:
-                    break
-            next_boundary = (slot + 1) * interval
-            self.stopping.wait(max(0.01, next_boundary - time.time()))
+                    # Redis down: keep trying; ticks are cheap to lose.
+                    log.exception("could not send tick", actor=job.actor_name, slot=slot)
+            if max_ticks is not None and self.ticks_sent >= max_ticks:
+                break
+            now = time.time()
+            next_due = min((int(now // j.interval) + 1) * j.interval for j in self.jobs)
+            self.stopping.wait(max(0.01, next_due - now))
         log.info("scheduler stopped", ticks_sent=self.ticks_sent)
 
     def stop(self, *_: object) -> None:

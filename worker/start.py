@@ -15,6 +15,7 @@ A crash between 3 and 4 is the one window that cannot be closed without an idemp
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -22,15 +23,18 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
-from shared import repository
+from shared import renders, repository
 from shared.errors import IllegalTransition
+from shared.failpoints import failpoint
 from shared.lambda_budget import estimate_functions, frames_per_lambda, get_budget
 from shared.lambda_client import (
     LambdaConfigError,
     LambdaRejected,
     LambdaThrottled,
     LambdaTransient,
+    StartedRender,
     get_lambda,
 )
 from shared.log import get_logger
@@ -84,7 +88,7 @@ def _fail_named_render(render_id: str, reason: str) -> bool:
     return True
 
 
-def _request_of(render: Render) -> RenderRequest:
+def request_of(render: Render) -> RenderRequest:
     """The stored request: the row, not the message, is the source of truth once it exists."""
     return RenderRequest.model_construct(
         user_id=render.user_id,
@@ -100,26 +104,45 @@ def _request_of(render: Render) -> RenderRequest:
     )
 
 
+def load_or_create(payload: Any, message_id: str) -> Render:
+    """The render a message is about: the named row, or a new row for a foreign message.
+
+    A message naming a ``render_id`` comes from the Python producer (or a replay, or the
+    reconciler), which always writes the row first; if the row is missing, something else is
+    wrong (a restored database, a producer's rolled-back transaction) and guessing would
+    render something nobody can find. Such a message is poison.
+    """
+    render_id, request = parse_payload(payload, message_id)
+    structlog.contextvars.bind_contextvars(render_id=render_id, user_id=request.user_id)
+    if isinstance(payload, dict) and payload.get("render_id"):
+        existing = renders.get(render_id)
+        if existing is None:
+            reason = f"render_id {render_id!r} does not exist"
+            log.error("dead-lettering message", reason=reason)
+            raise PoisonMessage(reason)
+        return existing
+    render, created = repository.insert_pending(render_id, request)
+    if created:
+        log.info("render created from foreign message")
+    elif render.id != render_id:
+        structlog.contextvars.bind_contextvars(render_id=render.id)
+        log.info("idempotency key matched an existing render")
+    return render
+
+
 def prepare(payload: Any, message_id: str) -> Render | None:
     """Steps before the claim: validate, ensure the row exists, check limits.
 
     Returns the pending render to start, or None when there is nothing (more) to do.
     """
     try:
-        render_id, request = parse_payload(payload, message_id)
+        render = load_or_create(payload, message_id)
     except _Handled:
         return None
-    structlog.contextvars.bind_contextvars(render_id=render_id, user_id=request.user_id)
-    render, created = repository.insert_pending(render_id, request)
-    if created:
-        log.info("render created from foreign message")
-    if render.id != render_id:
-        structlog.contextvars.bind_contextvars(render_id=render.id)
-        log.info("idempotency key matched an existing render")
     if render.status != RenderStatus.PENDING:
         log.info("render already past pending; duplicate delivery ignored", status=render.status)
         return None
-    violations = RenderLimits.from_settings().violations(_request_of(render))
+    violations = RenderLimits.from_settings().violations(request_of(render))
     if violations:
         message = "render limits exceeded: " + "; ".join(map(str, violations))
         try:
@@ -136,11 +159,12 @@ def prepare(payload: Any, message_id: str) -> Render | None:
 def start_render(
     payload: Any, message_id: str, confirm_permit: Callable[[], int | None] | None = None
 ) -> bool:
-    """Run the start steps; True when this call started the render on Lambda.
+    """Run the start steps; True when this call started (or recovered) the render on Lambda.
 
     ``confirm_permit`` (from the rate-limit middleware) is called right before Lambda
     ``start``; it returns None to go ahead or the milliseconds until the user's next permit.
     """
+    failpoint("start.before_claim")
     render = prepare(payload, message_id)
     if render is None:
         return False
@@ -150,32 +174,17 @@ def start_render(
     if claimed is None:
         log.info("render is claimed by another worker or no longer pending; nothing to do")
         return False
-    assert claimed.out_name is not None
-    budget = get_budget()
+    failpoint("start.after_claim")
     functions = estimate_functions(claimed.duration_in_frames)
-    admitted, in_use = budget.admit(
-        claimed.id, functions, int(claimed.created_at.timestamp() * 1000)
-    )
-    if not admitted:
-        repository.release_claim(claimed.id, token)
-        raise Defer(
-            jittered(settings.budget_retry_ms),
-            f"lambda concurrency budget full ({in_use} + {functions} > "
-            f"{settings.lambda_concurrency_budget} functions, or an older render waits first)",
-            counter="budget_waits",
-        )
+    in_use = _admit_or_defer(claimed, token, functions)
+    budget = get_budget()
     try:
-        wait_ms = confirm_permit() if confirm_permit is not None else None
-    except BaseException:
-        budget.release(claimed.id)
-        repository.release_claim(claimed.id, token)
-        raise
-    if wait_ms is not None:
-        budget.release(claimed.id)
-        until = utcnow() + timedelta(milliseconds=wait_ms)
-        repository.release_claim(claimed.id, token, throttled_until=until)
-        raise Defer(jittered(wait_ms, 0.05), "user rate limit (at start)", counter="throttled")
-    try:
+        if claimed.start_requests > 0:
+            found = _find_previous_start(claimed)
+            if found is not None:
+                return _record_started(claimed, token, found, functions, in_use, recovered=True)
+        _confirm_or_defer(claimed, token, confirm_permit)
+        repository.record_start_request(claimed.id, token)
         started = get_lambda().start(
             composition=claimed.composition,
             input_props=claimed.input_props,
@@ -184,12 +193,12 @@ def start_render(
             height=claimed.height,
             fps=claimed.fps,
             duration_in_frames=claimed.duration_in_frames,
-            out_name=claimed.out_name,
+            out_name=_out_name(claimed),
             frames_per_lambda=frames_per_lambda(claimed.duration_in_frames),
         )
     except LambdaThrottled as exc:
         budget.release(claimed.id)
-        repository.release_claim(claimed.id, token)
+        repository.release_claim(claimed.id, token, start_not_sent=True)
         attempt = int(current_option("lambda_throttles", 0))
         delay = backoff_ms(attempt, base_ms=1_000, max_ms=60_000)
         if exc.retry_after_s:
@@ -201,7 +210,7 @@ def start_render(
         if attempt >= settings.max_start_attempts:
             _fail_start(claimed, ErrorCode.LAMBDA_UNAVAILABLE, f"{attempt} start attempts: {exc}")
             return False
-        repository.release_claim(claimed.id, token)
+        repository.release_claim(claimed.id, token, start_not_sent=not exc.may_have_started)
         log.warning(
             "lambda start failed transiently",
             error=str(exc),
@@ -210,28 +219,113 @@ def start_render(
         )
         delay = backoff_ms(attempt, base_ms=2_000, max_ms=300_000)
         raise Defer(delay, f"transient lambda error: {exc}", counter="start_errors") from exc
-    except LambdaRejected as exc:
+    except (LambdaRejected, LambdaConfigError) as exc:
         budget.release(claimed.id)
-        _fail_start(claimed, ErrorCode.LAMBDA_REJECTED, str(exc))
-        return False
-    except LambdaConfigError as exc:
-        budget.release(claimed.id)
-        _fail_start(claimed, ErrorCode.LAMBDA_CONFIG, str(exc))
-        return False
-
-    try:
-        repository.mark_rendering(claimed.id, token, started.render_id, started.bucket)
-    except IllegalTransition as exc:
-        # Our lease ran out while Lambda was answering and another worker took over: two
-        # renders may now be running. Nothing to undo from here; make it loud.
-        log.error(
-            "lost the start claim after Lambda started the render",
-            lambda_render_id=started.render_id,
-            status=exc.actual,
+        repository.release_claim(claimed.id, token, start_not_sent=True)
+        code = (
+            ErrorCode.LAMBDA_REJECTED
+            if isinstance(exc, LambdaRejected)
+            else ErrorCode.LAMBDA_CONFIG
         )
-        return True
+        _fail_start(claimed, code, str(exc))
+        return False
+    failpoint("start.after_lambda_start")
+    return _record_started(claimed, token, started, functions, in_use, recovered=False)
+
+
+def _out_name(render: Render) -> str:
+    assert render.out_name is not None  # set by claim_start
+    return render.out_name
+
+
+def _admit_or_defer(claimed: Render, token: str, functions: int) -> int:
+    """Hold room in the Lambda concurrency budget, or give the claim back and wait."""
+    settings = get_settings()
+    admitted, in_use = get_budget().admit(
+        claimed.id, functions, int(claimed.created_at.timestamp() * 1000)
+    )
+    if admitted:
+        return in_use
+    repository.release_claim(claimed.id, token)
+    raise Defer(
+        jittered(settings.budget_retry_ms),
+        f"lambda concurrency budget full ({in_use} + {functions} > "
+        f"{settings.lambda_concurrency_budget} functions, or an older render waits first)",
+        counter="budget_waits",
+    )
+
+
+def _confirm_or_defer(
+    claimed: Render, token: str, confirm_permit: Callable[[], int | None] | None
+) -> None:
+    """Re-check the user's permit right before the start (see worker.middleware.rate_limit)."""
+    try:
+        wait_ms = confirm_permit() if confirm_permit is not None else None
+    except BaseException:
+        get_budget().release(claimed.id)
+        repository.release_claim(claimed.id, token)
+        raise
+    if wait_ms is None:
+        return
+    get_budget().release(claimed.id)
+    until = utcnow() + timedelta(milliseconds=wait_ms)
+    repository.release_claim(claimed.id, token, throttled_until=until)
+    raise Defer(jittered(wait_ms, 0.05), "user rate limit (at start)", counter="throttled")
+
+
+def _find_previous_start(claimed: Render) -> StartedRender | None:
+    """An earlier start request for this attempt has an unknown outcome: look for the render
+    it may have started, by its deterministic ``outName``, before paying for another one."""
+    found = get_lambda().find_render(
+        _out_name(claimed),
+        bucket=repository.latest_bucket(),
+        since=claimed.created_at - timedelta(minutes=5),
+    )
+    log.warning(
+        "looked for a render started by an earlier attempt",
+        out_name=claimed.out_name,
+        start_requests=claimed.start_requests,
+        found=found.render_id if found else None,
+    )
+    return found
+
+
+def _record_started(
+    claimed: Render,
+    token: str,
+    started: StartedRender,
+    functions: int,
+    in_use: int,
+    *,
+    recovered: bool,
+) -> bool:
+    """``pending -> rendering`` with the Lambda ids, retrying through a database outage.
+
+    The render is running and paid for; losing its ids is the costly window. The claim lease
+    keeps other workers off while we retry, so retry for up to the lease.
+    """
+    deadline = time.monotonic() + get_settings().claim_lease_s * 0.8
+    delay = 0.2
+    while True:
+        try:
+            repository.mark_rendering(claimed.id, token, started.render_id, started.bucket)
+            break
+        except IllegalTransition as exc:
+            # The lease ran out and another worker took over: make it loud.
+            log.error(
+                "lost the start claim after Lambda started the render",
+                lambda_render_id=started.render_id,
+                status=exc.actual,
+            )
+            return True
+        except DBAPIError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable after the start; retrying", error=str(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
     log.info(
-        "render started",
+        "render recovered from an earlier start" if recovered else "render started",
         lambda_render_id=started.render_id,
         bucket=started.bucket,
         out_name=claimed.out_name,
@@ -248,10 +342,9 @@ def note_throttled(payload: Any, message_id: str, until: datetime) -> None:
     waiting render can be seen and queried.
     """
     try:
-        render_id, request = parse_payload(payload, message_id)
+        render = load_or_create(payload, message_id)
     except (_Handled, PoisonMessage):
         return
-    render, _ = repository.insert_pending(render_id, request)
     repository.set_throttled_until(render.id, until)
 
 

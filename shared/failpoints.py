@@ -1,0 +1,34 @@
+"""Failpoints: named places where a test can make a worker die, to prove crash safety.
+
+``FAILPOINTS=start.after_claim`` (comma-separated names) makes the first process that reaches
+``failpoint("start.after_claim")`` kill itself with SIGKILL, exactly as a crash or the kernel's
+OOM killer would. "First" is decided in Redis (``SET NX``), so the restarted worker passes the
+same point and recovers. With ``FAILPOINTS`` unset (production), ``failpoint`` is one attribute
+read. The names are listed in ``NAMES`` and in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from shared.settings import get_settings
+
+NAMES = frozenset(
+    {
+        "start.before_claim",  # message taken, nothing written yet
+        "start.after_claim",  # claim held, Lambda not called
+        "start.after_lambda_start",  # Lambda accepted the start, ids not saved
+        "poll.after_progress",  # progress read from Lambda, not saved
+    }
+)
+
+
+def failpoint(name: str) -> None:
+    armed = get_settings().failpoints
+    if not armed or name not in armed.split(","):
+        return
+    from shared.redis_client import get_redis
+
+    if get_redis().set(get_settings().redis_key("failpoint", name), os.getpid(), nx=True):
+        os.kill(os.getpid(), signal.SIGKILL)
