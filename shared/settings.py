@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     broker_heartbeat_timeout_ms: int = 15_000
     #: Out of 1,000,000 broker calls, how many run maintenance (requeueing dead workers'
     #: messages). Dramatiq's default is 1,000 (0.1%).
-    broker_maintenance_chance: int = 20_000
+    broker_maintenance_chance: int = 100_000
     start_queue: str = "renders"
     poll_queue: str = "render-polls"
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).

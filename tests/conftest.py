@@ -7,6 +7,7 @@ emptied per test), so the suite can run beside a demo or another suite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -32,7 +33,7 @@ from shared import (
 )
 from shared.migrate import upgrade_head
 from shared.settings import get_settings
-from tests.support import WorkerGroup, free_port
+from tests.support import WorkerGroup, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -176,6 +177,7 @@ def env(
         "REDIS_URL": redis_url,
         "REDIS_NAMESPACE": namespace,
         "AWS_ENDPOINT_URL_LAMBDA": emulator.url,  # type: ignore[attr-defined]
+        "AWS_ENDPOINT_URL_S3": emulator.url,  # type: ignore[attr-defined]
         "REMOTION_AWS_ACCESS_KEY_ID": "AKIAEMULATORTEST0001",
         "REMOTION_AWS_SECRET_ACCESS_KEY": "emulator-secret-key-not-real-0000000000",
         "REMOTION_SERVE_URL": "https://example.invalid/sites/test/index.html",
@@ -222,3 +224,52 @@ def workers(env: dict[str, str]) -> Iterator[WorkerGroup]:
     group = WorkerGroup(ROOT, env)
     yield group
     group.stop_all()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[dict]:
+    """A Redis of our own (with AOF, like production) that the test may restart."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary needed to restart Redis")
+    port = free_port()
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+    ]
+    state = {
+        "proc": subprocess.Popen(argv, stdout=subprocess.DEVNULL),
+        "argv": argv,
+        "url": f"redis://127.0.0.1:{port}/0",
+    }
+
+    def up() -> bool:
+        try:
+            return bool(redis.Redis.from_url(state["url"]).ping())
+        except redis.ConnectionError:
+            return False
+
+    def restart(down_for: float) -> None:
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis.from_url(state["url"]).shutdown()
+        state["proc"].wait(10)
+        time.sleep(down_for)
+        state["proc"] = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        wait_until(up, timeout=10, what="redis back")
+
+    wait_until(up, timeout=10, what="private redis")
+    state["restart"] = restart
+    yield state
+    state["proc"].terminate()
+    state["proc"].wait(10)

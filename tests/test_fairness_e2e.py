@@ -4,14 +4,9 @@ where a start costs money."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -19,7 +14,7 @@ import redis
 from shared import renders
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import emulator_call, free_port, wait_until
+from tests.support import emulator_call, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -144,55 +139,6 @@ def test_budget_holds_at_every_instant_even_through_429s(
     assert 62 <= stats["peak_concurrent_functions"] <= 100, stats["peak_concurrent_functions"]
     # Only the six injected 429s: the budget never let the emulator's own limit trip.
     assert stats["throttled_total"] == 6
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[dict]:
-    """A Redis of our own (with AOF, like production) that the test may restart."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server binary needed to restart Redis")
-    port = free_port()
-    argv = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-        "--dir",
-        str(tmp_path),
-    ]
-    state = {
-        "proc": subprocess.Popen(argv, stdout=subprocess.DEVNULL),
-        "argv": argv,
-        "url": f"redis://127.0.0.1:{port}/0",
-    }
-
-    def up() -> bool:
-        try:
-            return bool(redis.Redis.from_url(state["url"]).ping())
-        except redis.ConnectionError:
-            return False
-
-    def restart(down_for: float) -> None:
-        with contextlib.suppress(redis.ConnectionError):
-            redis.Redis.from_url(state["url"]).shutdown()
-        state["proc"].wait(10)
-        time.sleep(down_for)
-        state["proc"] = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        wait_until(up, timeout=10, what="redis back")
-
-    wait_until(up, timeout=10, what="private redis")
-    state["restart"] = restart
-    yield state
-    state["proc"].terminate()
-    state["proc"].wait(10)
 
 
 def test_redis_restart_and_script_flush_while_throttling(

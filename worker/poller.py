@@ -21,6 +21,7 @@ import structlog
 
 from shared import repository
 from shared.errors import IllegalTransition
+from shared.failpoints import failpoint
 from shared.lambda_budget import get_budget
 from shared.lambda_client import LambdaError, get_lambda
 from shared.log import get_logger
@@ -240,6 +241,7 @@ def poll_render(render: Render) -> str:
         return "timed_out"
     try:
         progress = get_lambda().progress(render.lambda_render_id, render.lambda_bucket)
+        failpoint("poll.after_progress")
     except LambdaError as exc:
         failures = repository.record_poll_failure(render.id)
         log.warning(
