@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from shared.render_request import RenderRequest
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -126,6 +128,21 @@ class Render(SQLModel, table=True):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_polled_at: datetime | None = None
+
+    def as_request(self) -> RenderRequest:
+        """The stored request. Once a row exists it, not any message, is the source of truth."""
+        return RenderRequest.model_construct(
+            user_id=self.user_id,
+            generation_id=self.generation_id,
+            composition=self.composition,
+            input_props=self.input_props,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            duration_in_frames=self.duration_in_frames,
+            codec=self.codec,
+            idempotency_key=self.idempotency_key,
+        )
 
 
 class UserLimit(SQLModel, table=True):

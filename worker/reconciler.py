@@ -26,7 +26,6 @@ from shared.models import Render, RenderStatus, utcnow
 from shared.producer import message_payload
 from shared.redis_client import get_redis
 from shared.settings import get_settings
-from worker.start import request_of
 
 log = get_logger(__name__)
 
@@ -89,7 +88,7 @@ def reconcile(broker: RedisBroker) -> int:
         return 0
     enqueue_many(
         broker,
-        [start_render_message(message_payload(r.id, request_of(r))) for r in lost],
+        [start_render_message(message_payload(r.id, r.as_request())) for r in lost],
     )
     for render in lost:
         log.warning(

@@ -88,22 +88,6 @@ def _fail_named_render(render_id: str, reason: str) -> bool:
     return True
 
 
-def request_of(render: Render) -> RenderRequest:
-    """The stored request: the row, not the message, is the source of truth once it exists."""
-    return RenderRequest.model_construct(
-        user_id=render.user_id,
-        generation_id=render.generation_id,
-        composition=render.composition,
-        input_props=render.input_props,
-        width=render.width,
-        height=render.height,
-        fps=render.fps,
-        duration_in_frames=render.duration_in_frames,
-        codec=render.codec,
-        idempotency_key=render.idempotency_key,
-    )
-
-
 def load_or_create(payload: Any, message_id: str) -> Render:
     """The render a message is about: the named row, or a new row for a foreign message.
 
@@ -142,7 +126,7 @@ def prepare(payload: Any, message_id: str) -> Render | None:
     if render.status != RenderStatus.PENDING:
         log.info("render already past pending; duplicate delivery ignored", status=render.status)
         return None
-    violations = RenderLimits.from_settings().violations(request_of(render))
+    violations = RenderLimits.from_settings().violations(render.as_request())
     if violations:
         message = "render limits exceeded: " + "; ".join(map(str, violations))
         try:
