@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -64,24 +65,41 @@ class RecoveringRedisBroker(RedisBroker):
             )
         return len(ids)
 
-    def dead_letter_raw(self, queue_name: str, data: bytes, reason: str) -> bool:
-        """Move an undecodable message, identified by its raw bytes, to the dead-letter queue."""
+    def _held(self, queue_name: str) -> list[tuple[str, bytes | None]]:
+        """(redis id, raw message) of every message this worker holds unacked on the queue."""
         ids = list(self.client.smembers(self.acks_key(queue_name)))
         if not ids:
-            return False
+            return []
         values = self.client.hmget(f"{self.namespace}:{queue_name}.msgs", ids)
-        for redis_id, value in zip(ids, values, strict=True):
+        return [(i.decode(), v) for i, v in zip(ids, values, strict=True)]
+
+    def dead_letter_raw(self, queue_name: str, data: bytes, reason: str) -> bool:
+        """Move an undecodable message, identified by its raw bytes, to the dead-letter queue."""
+        for redis_id, value in self._held(queue_name):
             if value == data:
-                self.do_nack(queue_name, redis_id.decode())
+                self.do_nack(queue_name, redis_id)
                 return True
         return False
+
+    def redis_id_of(self, queue_name: str, message_id: str) -> str | None:
+        """The Redis id of a held message that does not carry ``redis_message_id`` (a foreign
+        producer's); without it the message could never be acked."""
+        for redis_id, value in self._held(queue_name):
+            if redis_id == message_id:
+                return redis_id
+            try:
+                if value is not None and json.loads(value).get("message_id") == message_id:
+                    return redis_id
+            except (ValueError, AttributeError):
+                continue
+        return None
 
 
 class _SafeConsumer(_RedisConsumer):
     def __next__(self) -> Any:
         while True:
             try:
-                return super().__next__()
+                message = super().__next__()
             except DecodeError as exc:
                 data = exc.data if isinstance(exc.data, bytes) else bytes(exc.data or b"")
                 reason = f"{type(exc.error).__name__}: {exc.error}"
@@ -93,3 +111,23 @@ class _SafeConsumer(_RedisConsumer):
                     size=len(data),
                     preview=data[:200].decode("utf-8", "replace"),
                 )
+                continue
+            if message is not None and not self._has_redis_id(message):
+                continue
+            return message
+
+    def _has_redis_id(self, message: Any) -> bool:
+        """Make sure the message can be acked; a malformed envelope is dead-lettered."""
+        options = message.options
+        if isinstance(options, dict) and "redis_message_id" in options:
+            return True
+        redis_id = self.broker.redis_id_of(self.queue_name, str(message.message_id))
+        if redis_id is None:
+            log.error("message without a findable redis id dropped", message_id=message.message_id)
+            return False
+        if not isinstance(options, dict):
+            self.broker.do_nack(self.queue_name, redis_id)
+            log.error("message with malformed options dead-lettered", message_id=message.message_id)
+            return False
+        options["redis_message_id"] = redis_id
+        return True
