@@ -20,7 +20,6 @@ from dramatiq.middleware import (
 from shared.log import configure_logging
 from shared.messages import make_broker
 from shared.settings import Settings, get_settings
-from worker.middleware.envelope import ForeignEnvelope
 from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
 from worker.middleware.rate_limit import UserRateLimit
@@ -31,7 +30,6 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
     settings = settings or get_settings()
     middleware = [
         LogContext(),
-        ForeignEnvelope(),
         AgeLimit(),
         TimeLimit(time_limit=settings.actor_time_limit_ms),
         ShutdownNotifications(),
