@@ -61,9 +61,10 @@ class Stack:
         self.processes.append((name, proc))
         return proc
 
-    def ensure_redis(self, url: str) -> str:
-        """Use the Redis at ``url``; if none listens and redis-server exists, run a private one."""
-        if listening(url, 6379):
+    def ensure_redis(self, url: str, *, private: bool = False) -> str:
+        """Use the Redis at ``url``; if none listens (or ``private``) and redis-server exists,
+        run a private one."""
+        if not private and listening(url, 6379):
             return url
         binary = shutil.which("redis-server")
         if binary is None:

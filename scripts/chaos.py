@@ -1,0 +1,238 @@
+"""The chaos run: ``python -m scripts.chaos``.
+
+Pushes N renders through several independent worker groups (each a ``dramatiq`` master, as if
+on its own machine) while killing worker processes at random (SIGKILL), wiping Redis once
+(FLUSHALL) and making the emulated Lambda fail intermittently (429s, crashes, failing progress
+calls). A supervisor loop restarts dead groups, as systemd or compose would. Then it checks the
+invariants and prints the figures:
+
+* every render is terminal (``lost`` counts the ones that are not);
+* no render was started twice (``duplicates``; the unavoidable window is recovered by outName);
+* every failure has an error code and a message, and only injected faults fail renders;
+* the per-user rate limit held in every window that does not straddle the Redis wipe (a wiped
+  Redis forgets the windows; see docs/architecture.md).
+
+Exit status 0 when every invariant holds. ``--json PATH`` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from scripts.devstack import ROOT, Stack
+
+FAULTS = [
+    {"throttle_starts": 4},
+    {"crash_starts": 2},
+    {"throttle_status": 8},
+    {"crash_status": 4},
+    {"fail_status": 3},
+]
+
+
+def emulator(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path, data=data, method="GET" if data is None else "POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def parse_rate(spec: str) -> tuple[int, float]:
+    count, window = spec.split("/")
+    return int(count), float(window.rstrip("s"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--renders", type=int, default=200)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--groups", type=int, default=3, help="independent worker groups")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--kill-every", type=float, default=4.0, help="mean seconds between kills")
+    parser.add_argument("--rate", default="3/4s", help="RENDER_RATE_LIMIT for the run (n/Ns)")
+    parser.add_argument("--time-limit", type=float, default=300.0)
+    parser.add_argument("--fatal-share", type=float, default=0.05, help="renders made to fail")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    run_dir = ROOT / "var" / f"chaos-{uuid.uuid4().hex[:6]}"
+    stack = Stack(log_dir=run_dir)
+    figures: dict[str, Any] = {"renders": args.renders, "groups": args.groups, "kills": 0}
+    try:
+        redis_url = stack.ensure_redis("", private=True)  # it will be wiped
+        emulator_url = stack.start_emulator("--speed", "150")
+        database_url = os.environ.get("CHAOS_DATABASE_URL", f"sqlite:///{run_dir / 'chaos.db'}")
+        stack.env.update(
+            {
+                "REDIS_URL": redis_url,
+                "REDIS_NAMESPACE": "chaos",
+                "DATABASE_URL": database_url,
+                "AWS_ENDPOINT_URL_LAMBDA": emulator_url,
+                "AWS_ENDPOINT_URL_S3": emulator_url,
+                "REMOTION_AWS_ACCESS_KEY_ID": "AKIACHAOSCHAOSCHAOS0",
+                "REMOTION_AWS_SECRET_ACCESS_KEY": "chaos-secret-not-real-000000000000000000",
+                "LOG_FORMAT": "json",
+                "RENDER_RATE_LIMIT": args.rate,
+                "POLL_INTERVAL": "0.5",
+                "LAMBDA_CONNECT_TIMEOUT_S": "1",
+                "LAMBDA_READ_TIMEOUT_S": "2",
+                "CLAIM_MARGIN_S": "2",
+                "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
+                "BROKER_MAINTENANCE_CHANCE": "200000",
+                "RECONCILE_INTERVAL": "2",
+                "RECONCILE_GRACE_S": "3",
+                "MAX_POLL_FAILURES": "1000",
+                "MAX_START_ATTEMPTS": "1000",
+            }
+        )
+        os.environ.update(stack.env)
+        from shared.migrate import upgrade_head
+
+        upgrade_head(database_url)
+        from shared import renders
+        from shared.producer import RenderRequest, enqueue_renders
+
+        fatal_ids: set[int] = set(
+            rng.sample(range(args.renders), int(args.renders * args.fatal_share))
+        )
+        requests = [
+            RenderRequest(
+                user_id=f"user{i % args.users}",
+                generation_id=f"chaos-{i}",
+                composition="Main",
+                width=1280,
+                height=720,
+                fps=30,
+                duration_in_frames=rng.randint(60, 240),
+                input_props={"__emulator__": {"fatal_at": 0.5, "message": "injected fatal error"}}
+                if i in fatal_ids
+                else {"i": i},
+            )
+            for i in range(args.renders)
+        ]
+        stored = enqueue_renders(requests)
+        ids = [r.id for r in stored]
+        expected_failures = {stored[i].id for i in fatal_ids}
+
+        groups = [
+            stack.start_worker(f"group{g}", processes=2, threads=args.threads)
+            for g in range(args.groups)
+        ]
+        stack.start_scheduler()
+        started = time.monotonic()
+        next_kill = started + rng.expovariate(1 / args.kill_every)
+        next_fault = started + 3.0
+        flushed_at: float | None = None
+        restarts = 0
+        while True:
+            now = time.monotonic()
+            rows = renders.get_many(ids)
+            terminal = sum(r.status in ("complete", "failed") for r in rows)
+            if terminal == len(ids) or now - started > args.time_limit:
+                break
+            for g, proc in enumerate(groups):
+                if proc.poll() is not None:  # the supervisor's job: restart the group
+                    groups[g] = stack.start_worker(f"group{g}", processes=2, threads=args.threads)
+                    restarts += 1
+            if now >= next_kill:
+                victim = rng.choice(groups)
+                kids = children(victim.pid)
+                if kids:
+                    os.kill(rng.choice(kids), signal.SIGKILL)
+                    figures["kills"] += 1
+                next_kill = now + rng.expovariate(1 / args.kill_every)
+            if flushed_at is None and terminal >= len(ids) * 0.3:
+                import redis
+
+                redis.Redis.from_url(redis_url).flushall()
+                flushed_at = time.time()
+            if now >= next_fault:
+                emulator(emulator_url, "/_emulator/faults", rng.choice(FAULTS))
+                next_fault = now + rng.uniform(2.0, 5.0)
+            time.sleep(0.3)
+        drain_s = time.monotonic() - started
+
+        rows = renders.get_many(ids)
+        stats = emulator(emulator_url, "/_emulator/stats")
+        by_out = stats["start_times_by_out_name"]
+        starts = {r.id: len(by_out.get(r.out_name or "", [])) for r in rows}
+        failed = [r for r in rows if r.status == "failed"]
+        limit, window = parse_rate(args.rate)
+        rate_violations = 0
+        per_user: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            per_user[r.user_id] += by_out.get(r.out_name or "", [])
+        for times in per_user.values():
+            times.sort()
+            for i in range(len(times) - limit):
+                a, b = times[i], times[i + limit]
+                straddles = flushed_at is not None and a - window <= flushed_at <= b + window
+                if b - a < window and not straddles:
+                    rate_violations += 1
+        figures.update(
+            {
+                "restarts": restarts,
+                "redis_flushes": 1 if flushed_at else 0,
+                "lost": sum(r.status not in ("complete", "failed") for r in rows),
+                "complete": sum(r.status == "complete" for r in rows),
+                "failed": len(failed),
+                "failed_by_code": dict(Counter(r.error_code for r in failed)),
+                "unexpected_failures": sum(r.id not in expected_failures for r in failed),
+                "failures_without_reason": sum(
+                    not (r.error_code and r.error_message) for r in failed
+                ),
+                "never_started": sum(
+                    starts[r.id] == 0 for r in rows if r.id not in expected_failures
+                ),
+                "duplicates": sum(n > 1 for n in starts.values()),
+                "emulator_starts": stats["starts_total"],
+                "emulator_429s": stats["throttled_total"],
+                "emulator_crashes": stats["crashes_total"],
+                "rate_limit_violations": rate_violations,
+                "drain_s": round(drain_s, 1),
+                "logs": str(run_dir.relative_to(ROOT)),
+            }
+        )
+    finally:
+        stack.close()
+
+    for key, value in figures.items():
+        print(f"{key:>24}: {value}")
+    ok = (
+        figures.get("lost") == 0
+        and figures.get("duplicates") == 0
+        and figures.get("failures_without_reason") == 0
+        and figures.get("unexpected_failures") == 0
+        and figures.get("rate_limit_violations") == 0
+    )
+    print("chaos: invariants hold" if ok else "chaos: INVARIANT VIOLATED")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({**figures, "ok": ok}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

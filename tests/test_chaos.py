@@ -1,0 +1,51 @@
+"""The chaos run at a CI-friendly size: kills, a Redis wipe and Lambda faults, invariants held."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.e2e
+
+
+def test_chaos_run_holds_every_invariant(tmp_path, redis_url):
+    out = tmp_path / "chaos.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.chaos",
+            "--renders",
+            "40",
+            "--users",
+            "5",
+            "--groups",
+            "2",
+            "--kill-every",
+            "3",
+            "--time-limit",
+            "150",
+            "--seed",
+            "3",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["ok"] and figures["lost"] == 0 and figures["duplicates"] == 0
+    assert figures["kills"] >= 1 and figures["redis_flushes"] == 1
+    assert figures["complete"] + figures["failed"] == 40
