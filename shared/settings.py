@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     #: Seconds to wait for a Lambda invoke to answer. ``start`` only launches the render and
     #: returns quickly; a long wait here widens the window in which a start may have happened
     #: without us knowing.
-    lambda_read_timeout_s: float = 30.0
+    lambda_read_timeout_s: float = 15.0
     #: Parallel progress calls per poll batch (per worker thread running a batch).
     poll_concurrency: int = 16
     #: ``framesPerLambda`` passed to Remotion; None lets Remotion choose.
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     max_start_attempts: int = 8
 
     #: Seconds added to the Lambda timeouts to make the start-claim lease (see claim_lease_s).
-    claim_margin_s: float = 15.0
+    claim_margin_s: float = 10.0
     #: Seconds between reconciliation passes (pending renders whose message was lost).
     reconcile_interval: float = 30.0
     #: A pending render younger than this is never re-enqueued (its producer may still be

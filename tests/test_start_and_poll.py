@@ -85,10 +85,14 @@ def test_same_message_delivered_concurrently_starts_once(db, emulator):
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
+    deferred: list[Defer] = []
+
     def deliver() -> None:
         barrier.wait()
         try:
             start.start_render(dict(payload), "same-message")
+        except Defer as exc:  # the claim is held: come back when it would expire
+            deferred.append(exc)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -99,6 +103,7 @@ def test_same_message_delivered_concurrently_starts_once(db, emulator):
         t.join()
     assert errors == []
     assert stats(emulator)["starts_total"] == 1
+    assert deferred and all(d.counter == "claim_waits" for d in deferred)
     assert renders.get(rid).status == "rendering"
     # A late redelivery after the render started does nothing either.
     start.start_render(dict(payload), "same-message")

@@ -156,7 +156,7 @@ def start_render(
     token = uuid.uuid4().hex
     claimed = repository.claim_start(render.id, token, settings.claim_lease_s)
     if claimed is None:
-        log.info("render is claimed by another worker or no longer pending; nothing to do")
+        _wait_for_claim_holder(render.id)
         return False
     failpoint("start.after_claim")
     functions = estimate_functions(claimed.duration_in_frames)
@@ -215,6 +215,22 @@ def start_render(
         return False
     failpoint("start.after_lambda_start")
     return _record_started(claimed, token, started, functions, in_use, recovered=False)
+
+
+def _wait_for_claim_holder(render_id: str) -> None:
+    """Another worker holds the start claim. If it is alive it will finish and this message
+    becomes a no-op; if it died, its claim expires and this message must take over. So come
+    back just after the claim expires instead of acking (returns when there is nothing to do)."""
+    current = renders.get(render_id)
+    if (
+        current is None
+        or current.status != RenderStatus.PENDING
+        or current.claim_expires_at is None
+    ):
+        log.info("render is no longer pending; nothing to do")
+        return
+    wait_ms = int((current.claim_expires_at - utcnow()).total_seconds() * 1000) + 1_000
+    raise Defer(max(wait_ms, 1_000), "start claimed by another worker", counter="claim_waits")
 
 
 def _out_name(render: Render) -> str:
