@@ -11,6 +11,18 @@ wire contract documented in ``shared/notes/remotion-lambda-protocol.md`` directl
 Point any boto3 client at it with ``endpoint_url`` or ``AWS_ENDPOINT_URL_LAMBDA``. The
 product code never imports this module; tests, the demo and docker-compose do.
 
+The same port also serves the read-only slice of the S3 REST API (path-style) that lets a
+client find renders the way it would in Remotion's real bucket: ListBuckets,
+GetBucketLocation, HeadBucket, ListObjectsV2, GetObject and HeadObject over
+``renders/<renderId>/progress.json`` (from the moment of ``start``) and the output object
+(once the render is done). Reach it with ``AWS_ENDPOINT_URL_S3`` or ``endpoint_url``; request
+signatures are not checked. Every other path is S3 except ``/2015-03-31/functions/...``
+(Lambda) and ``/_emulator/...`` (control API). progress.json has the shape Remotion writes
+(``renderMetadata`` holds ``renderId``, ``outName`` and ``startedDate``; there is no top-level
+``renderId``); the ``progress_metadata_delay_ms`` fault keeps its ``renderMetadata`` null for
+a while after start, as on AWS until the launch function has validated the composition.
+``/_emulator/stats`` counts S3 requests by operation in ``s3_calls``.
+
 Renders are not simulated by a background clock: a render is a frozen record of when it
 started and how fast it goes, and every status call derives the progress from the elapsed
 time. That keeps per-call work tiny (the emulator is used for benchmarks) and avoids any
@@ -20,7 +32,12 @@ timer thread that could drift or race with the test that is observing it.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import bisect
 import contextlib
+import email.utils
+import hashlib
 import heapq
 import json
 import math
@@ -37,7 +54,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Final, Self
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, quote, unquote
+from xml.sax.saxutils import escape as _xml_escape
 
 __all__ = [
     "REMOTION_VERSION",
@@ -113,6 +131,9 @@ class InvokeResult:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "application/json"
+    padding: int = 0
+    """Zero bytes sent after ``body`` (a placeholder object's content), streamed in chunks."""
 
 
 _EXECUTED_VERSION: Final = (("X-Amz-Executed-Version", "$LATEST"),)
@@ -213,6 +234,7 @@ class _Faults:
     crash_starts: int = 0
     crash_status: int = 0
     fail_status: int = 0
+    progress_metadata_delay_ms: float = 0.0
     rules: tuple[_Rule, ...] = ()
 
     def as_json(self) -> JSONDict:
@@ -333,6 +355,7 @@ _FAULT_PARSERS: Final[Mapping[str, Callable[[str, object], Any]]] = {
     "speed": _positive,
     "function_timeout_s": _positive,
     "timeout_grace_s": _non_negative,
+    "progress_metadata_delay_ms": _non_negative,
     "rules": _parse_rules,
 }
 
@@ -386,6 +409,9 @@ class _Render:
     release_after_s: float
     metadata: JSONDict
     expensive_ranges: list[JSONDict]
+    metadata_delay_s: float
+    """progress.json has ``renderMetadata: null`` for this long, as before launch validates."""
+    cancellation_enabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,6 +584,238 @@ def _function_name_from_ref(ref: str) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# S3 object model
+# --------------------------------------------------------------------------------------
+
+S3_MAX_KEYS: Final = 1000
+_S3_XMLNS: Final = "http://s3.amazonaws.com/doc/2006-03-01/"
+_XML_DECLARATION: Final = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_S3_OWNER_ID: Final = hashlib.sha256(ACCOUNT_ID.encode()).hexdigest()
+_ZEROS: Final = bytes(1 << 20)
+_MEDIA_TYPES: Final[Mapping[str, str]] = {
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "ts": "video/mp2t",
+    "gif": "image/gif",
+    "mp3": "audio/mpeg",
+    "aac": "audio/aac",
+    "wav": "audio/wav",
+    "json": "application/json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _S3Object:
+    """One object as a read sees it at a given instant; its content is ``body`` + zeros."""
+
+    key: str
+    body: bytes
+    padding: int
+    etag: str
+    last_modified_ms: int
+    content_type: str
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + self.padding
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """The keys renders will ever write to one bucket; what is visible is decided per read.
+
+    ``start`` only appends (O(1) on the hot path); a listing sorts lazily, which timsort
+    does in about linear time since all but the newest keys are already in order.
+    """
+
+    created_ms: int
+    keys: list[str] = field(default_factory=list)
+    is_sorted: bool = True
+    progress: dict[str, _Render] = field(default_factory=dict)
+    outputs: dict[str, list[_Render]] = field(default_factory=dict)
+
+    def add_progress(self, key: str, render: _Render) -> None:
+        self._add_key(key)
+        self.progress[key] = render
+
+    def add_output(self, key: str, render: _Render) -> None:
+        self._add_key(key)
+        self.outputs.setdefault(key, []).append(render)
+
+    def _add_key(self, key: str) -> None:
+        if key in self.progress or key in self.outputs:
+            return
+        if self.keys and key < self.keys[-1]:
+            self.is_sorted = False
+        self.keys.append(key)
+
+    def sorted_keys(self) -> list[str]:
+        if not self.is_sorted:
+            self.keys.sort()
+            self.is_sorted = True
+        return self.keys
+
+
+def _progress_key(render_id: str) -> str:
+    return f"renders/{render_id}/progress.json"
+
+
+def _quoted_md5(data: bytes) -> str:
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+
+
+def _progress_document(render: _Render, with_metadata: bool) -> bytes:
+    """``renders/<id>/progress.json`` as Remotion's start and launch write it.
+
+    Same keys and order as ``makeInitialOverallRenderProgress`` (serverless/src/
+    overall-render-progress.ts). The real start handler writes ``renderMetadata: null``; the
+    launch function fills it in once the composition is validated. There is no top-level
+    ``renderId`` or ``startedDate``: they live in ``renderMetadata``, and the id is in the key.
+    """
+    started = render.started_epoch_ms
+    validated = started + int(render.metadata_delay_s * 1000) if with_metadata else None
+    return _dumps(
+        {
+            "cancellationEnabled": render.cancellation_enabled,
+            "chunks": [],
+            "framesRendered": 0,
+            "framesEncoded": 0,
+            "combinedFrames": 0,
+            "timeToCombine": None,
+            "timeToEncode": None,
+            "lambdasInvoked": 0,
+            "retries": [],
+            "postRenderData": None,
+            "timings": [],
+            "renderMetadata": render.metadata if with_metadata else None,
+            "errors": [],
+            "fatalErrorTimestamp": None,
+            "timeToRenderFrames": None,
+            "timeoutTimestamp": started + int(render.timeout_s * 1000),
+            "functionLaunched": started,
+            "serveUrlOpened": validated,
+            "compositionValidated": validated,
+            "receivedArtifact": [],
+        }
+    )
+
+
+def _output_object(key: str, writers: Sequence[_Render], now_mono: float) -> _S3Object | None:
+    """The output at ``key``: written by the render that finished last, if any has."""
+    latest: _Render | None = None
+    latest_done_at = -math.inf
+    for render in writers:
+        done_at = render.started_mono + render.run_s
+        if done_at >= latest_done_at and _evaluate(render, now_mono).done:
+            latest, latest_done_at = render, done_at
+    if latest is None:
+        return None
+    extension = key.rsplit(".", 1)[-1].lower() if "." in key else ""
+    identity = f"{latest.render_id}/{key}/{latest.output_size}".encode()
+    return _S3Object(
+        key=key,
+        body=b"",
+        padding=latest.output_size,
+        etag=_quoted_md5(identity),
+        last_modified_ms=latest.started_epoch_ms + int(latest.run_s * 1000),
+        content_type=_MEDIA_TYPES.get(extension, "application/octet-stream"),
+    )
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_ms // 1000)) + (
+        f".{epoch_ms % 1000:03d}Z"
+    )
+
+
+def _http_date(epoch_ms: int) -> str:
+    return email.utils.formatdate(epoch_ms // 1000, usegmt=True)
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (None: no bound)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < sys.maxunicode:
+            return prefix[:-1] + chr(last + 1)
+        prefix = prefix[:-1]
+    return None
+
+
+def _encode_token(kind: str, marker: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}{marker}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, str] | None:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    if not raw or raw[0] not in "kp":
+        return None
+    return raw[0], raw[1:]
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """Parse a single ``bytes=a-b`` / ``a-`` / ``-n`` range; ValueError if unsatisfiable."""
+    spec = header.strip()
+    if not spec.startswith("bytes=") or "," in spec:
+        return None
+    first, sep, last = spec[len("bytes=") :].partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first.isdigit():
+        length = int(last)
+        if length == 0 or size == 0:
+            raise ValueError(header)
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = int(last) if last.isdigit() else size - 1
+    if start >= size:
+        raise ValueError(header)
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _s3_result(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/xml",
+    headers: tuple[tuple[str, str], ...] = (),
+    padding: int = 0,
+) -> InvokeResult:
+    request_id = secrets.token_hex(8).upper()
+    return InvokeResult(
+        status,
+        body,
+        (("x-amz-request-id", request_id), *headers),
+        content_type,
+        padding,
+    )
+
+
+def _s3_error(status: int, code: str, message: str, **details: str) -> InvokeResult:
+    extra = "".join(f"<{name}>{_xml_escape(value)}</{name}>" for name, value in details.items())
+    body = (
+        f"{_XML_DECLARATION}<Error><Code>{code}</Code><Message>{_xml_escape(message)}</Message>"
+        f"{extra}<HostId>lambda-emulator</HostId></Error>"
+    )
+    return _s3_result(status, body.encode())
+
+
+def _no_such_bucket(bucket: str) -> InvokeResult:
+    return _s3_error(404, "NoSuchBucket", "The specified bucket does not exist", BucketName=bucket)
+
+
+def _s3_invalid_argument(message: str, name: str, value: str) -> InvokeResult:
+    return _s3_error(400, "InvalidArgument", message, ArgumentName=name, ArgumentValue=value)
+
+
+# --------------------------------------------------------------------------------------
 # The emulated function
 # --------------------------------------------------------------------------------------
 
@@ -572,6 +830,7 @@ class _Counters:
     handled_errors_total: int = 0
     starts_by_out_name: dict[str, int] = field(default_factory=dict)
     start_times_by_out_name: dict[str, list[float]] = field(default_factory=dict)
+    s3_calls: dict[str, int] = field(default_factory=dict)
 
 
 class LambdaEmulator:
@@ -607,7 +866,11 @@ class LambdaEmulator:
             status_delay_ms=_non_negative("status_delay_ms", status_delay_ms),
         )
         self._default_bucket = f"remotionlambda-{region.replace('-', '')}-emulator"
+        self._created_ms = int(time.time() * 1000)
         self._lock = threading.Lock()
+        self._buckets = {self._default_bucket: _Bucket(self._created_ms)}
+        # progress.json bodies (and ETags), built on first read rather than on every start.
+        self._progress_bodies: dict[tuple[str, bool], tuple[bytes, str]] = {}
         self._faults = replace(self._initial)
         self._counters = _Counters()
         self._renders: dict[str, _Render] = {}
@@ -641,6 +904,8 @@ class LambdaEmulator:
             self._faults = replace(self._initial)
             self._counters = _Counters()
             self._renders.clear()
+            self._buckets = {self._default_bucket: _Bucket(self._created_ms)}
+            self._progress_bodies.clear()
             self._in_flight_heap.clear()
             self._in_flight_functions = 0
             self._peak_functions = 0
@@ -669,6 +934,7 @@ class LambdaEmulator:
                 "throttled_total": counters.throttled_total,
                 "crashes_total": counters.crashes_total,
                 "handled_errors_total": counters.handled_errors_total,
+                "s3_calls": dict(counters.s3_calls),
                 "concurrent_functions": self._in_flight_functions,
                 "peak_concurrent_functions": self._peak_functions,
                 "renders_in_flight": len(self._in_flight_heap),
@@ -800,6 +1066,12 @@ class LambdaEmulator:
                 function_name, payload, plan, speed, settings, now, self._new_render_id(payload)
             )
             self._renders[render.render_id] = render
+            self._bucket(render.bucket, render.started_epoch_ms).add_progress(
+                _progress_key(render.render_id), render
+            )
+            self._bucket(render.out_bucket, render.started_epoch_ms).add_output(
+                render.out_key, render
+            )
             heapq.heappush(
                 self._in_flight_heap,
                 (now + render.release_after_s, render.render_id, plan.functions),
@@ -1017,6 +1289,8 @@ class LambdaEmulator:
             release_after_s=release_after_s,
             metadata=metadata,
             expensive_ranges=_most_expensive_frame_ranges(plan, run_s),
+            metadata_delay_s=settings.progress_metadata_delay_ms / 1000,
+            cancellation_enabled=payload.get("enableCancellation") is True,
         )
 
     def _settle(self, now_mono: float) -> None:
@@ -1025,6 +1299,239 @@ class LambdaEmulator:
         while heap and heap[0][0] <= now_mono:
             _, _, functions = heapq.heappop(heap)
             self._in_flight_functions -= functions
+
+    # -- S3 ----------------------------------------------------------------------------
+
+    def _bucket(self, name: str, created_ms: int) -> _Bucket:
+        """The bucket called ``name``, created on first use (lock held)."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = self._buckets[name] = _Bucket(created_ms)
+        return bucket
+
+    def _s3_object(self, bucket: _Bucket, key: str, now_mono: float) -> _S3Object | None:
+        """What a read of ``key`` sees at ``now_mono`` (lock held)."""
+        render = bucket.progress.get(key)
+        if render is not None:
+            with_metadata = now_mono - render.started_mono >= render.metadata_delay_s
+            cached = self._progress_bodies.get((render.render_id, with_metadata))
+            if cached is None:
+                body = _progress_document(render, with_metadata)
+                cached = self._progress_bodies[(render.render_id, with_metadata)] = (
+                    body,
+                    _quoted_md5(body),
+                )
+            written_ms = render.started_epoch_ms
+            if with_metadata:
+                written_ms += int(render.metadata_delay_s * 1000)
+            return _S3Object(key, cached[0], 0, cached[1], written_ms, "application/json")
+        writers = bucket.outputs.get(key)
+        return None if writers is None else _output_object(key, writers, now_mono)
+
+    def s3(
+        self, method: str, path: str, query: str = "", range_header: str | None = None
+    ) -> InvokeResult:
+        """Serve one path-style S3 request (the read-only subset described in the module)."""
+        bucket_name, _, raw_key = path[1:].partition("/")
+        bucket_name, key = unquote(bucket_name), unquote(raw_key)
+        params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        if method not in ("GET", "HEAD"):
+            operation = "Unsupported"
+        elif not bucket_name:
+            operation = "ListBuckets"
+        elif key:
+            operation = "GetObject" if method == "GET" else "HeadObject"
+        elif "location" in params:
+            operation = "GetBucketLocation"
+        elif method == "HEAD":
+            operation = "HeadBucket"
+        elif params.get("list-type") == "2":
+            operation = "ListObjectsV2"
+        else:
+            operation = "Unsupported"
+        with self._lock:
+            calls = self._counters.s3_calls
+            calls[operation] = calls.get(operation, 0) + 1
+        if operation == "ListBuckets":
+            return self._list_buckets()
+        if operation in ("GetObject", "HeadObject"):
+            return self._get_object(bucket_name, key, range_header if method == "GET" else None)
+        if operation == "ListObjectsV2":
+            return self._list_objects_v2(bucket_name, params)
+        with self._lock:
+            known = bucket_name in self._buckets
+        if operation == "Unsupported":
+            return _s3_error(
+                501,
+                "NotImplemented",
+                f"The lambda emulator does not implement {method} {path}"
+                + (f"?{query}" if query else ""),
+            )
+        if not known:
+            return _no_such_bucket(bucket_name)
+        if operation == "HeadBucket":
+            return _s3_result(200, b"", headers=(("x-amz-bucket-region", self.region),))
+        location = "" if self.region == "us-east-1" else self.region
+        return _s3_result(
+            200,
+            f'{_XML_DECLARATION}<LocationConstraint xmlns="{_S3_XMLNS}">{location}'
+            "</LocationConstraint>".encode(),
+        )
+
+    def _list_buckets(self) -> InvokeResult:
+        with self._lock:
+            buckets = sorted((name, bucket.created_ms) for name, bucket in self._buckets.items())
+        entries = "".join(
+            f"<Bucket><Name>{_xml_escape(name)}</Name><CreationDate>{_iso_ms(created)}"
+            f"</CreationDate><BucketRegion>{self.region}</BucketRegion></Bucket>"
+            for name, created in buckets
+        )
+        body = (
+            f'{_XML_DECLARATION}<ListAllMyBucketsResult xmlns="{_S3_XMLNS}"><Owner>'
+            f"<ID>{_S3_OWNER_ID}</ID><DisplayName>emulator</DisplayName></Owner>"
+            f"<Buckets>{entries}</Buckets></ListAllMyBucketsResult>"
+        )
+        return _s3_result(200, body.encode())
+
+    def _get_object(self, bucket_name: str, key: str, range_header: str | None) -> InvokeResult:
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(bucket_name)
+            found = None if bucket is None else self._s3_object(bucket, key, now)
+        if bucket is None:
+            return _no_such_bucket(bucket_name)
+        if found is None:
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+        headers: tuple[tuple[str, str], ...] = (
+            ("ETag", found.etag),
+            ("Last-Modified", _http_date(found.last_modified_ms)),
+            ("Accept-Ranges", "bytes"),
+        )
+        body, padding, status = found.body, found.padding, 200
+        if range_header:
+            try:
+                span = _byte_range(range_header, found.size)
+            except ValueError:
+                return _s3_error(
+                    416,
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                    RangeRequested=range_header,
+                    ActualObjectSize=str(found.size),
+                )
+            if span is not None:
+                first, last = span
+                status = 206
+                body = found.body[first : last + 1]
+                padding = last + 1 - max(first, len(found.body)) if padding else 0
+                headers += (("Content-Range", f"bytes {first}-{last}/{found.size}"),)
+        return _s3_result(
+            status, body, content_type=found.content_type, headers=headers, padding=padding
+        )
+
+    def _list_objects_v2(self, bucket_name: str, params: Mapping[str, str]) -> InvokeResult:
+        prefix = params.get("prefix", "")
+        delimiter = params.get("delimiter", "")
+        start_after = params.get("start-after", "")
+        token = params.get("continuation-token")
+        url_encode = params.get("encoding-type") == "url"
+        raw_max_keys = params.get("max-keys", str(S3_MAX_KEYS))
+        try:
+            max_keys = int(raw_max_keys)
+            if max_keys < 0:
+                raise ValueError(raw_max_keys)
+        except ValueError:
+            return _s3_invalid_argument(
+                "Provided max-keys not an integer or within integer range",
+                "max-keys",
+                raw_max_keys,
+            )
+        max_keys = min(max_keys, S3_MAX_KEYS)
+        resume = None
+        if token is not None:
+            resume = _decode_token(token)
+            if resume is None:
+                return _s3_invalid_argument(
+                    "The continuation token provided is incorrect", "continuation-token", token
+                )
+
+        contents: list[_S3Object] = []
+        common_prefixes: list[str] = []
+        last: tuple[str, str] | None = None
+        truncated = False
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(bucket_name)
+            if bucket is not None:
+                keys = bucket.sorted_keys()
+                if resume is not None and resume[0] == "p":
+                    bound = _successor(resume[1])
+                    index = len(keys) if bound is None else bisect.bisect_left(keys, bound)
+                elif resume is not None:
+                    index = bisect.bisect_right(keys, resume[1])
+                else:
+                    index = bisect.bisect_right(keys, start_after) if start_after else 0
+                index = max(index, bisect.bisect_left(keys, prefix))
+                while index < len(keys):
+                    key = keys[index]
+                    if not key.startswith(prefix):
+                        break
+                    found = self._s3_object(bucket, key, now)
+                    if found is None:
+                        index += 1
+                        continue
+                    if len(contents) + len(common_prefixes) >= max_keys:
+                        truncated = max_keys > 0
+                        break
+                    cut = key.find(delimiter, len(prefix)) if delimiter else -1
+                    if cut < 0:
+                        contents.append(found)
+                        last = ("k", key)
+                        index += 1
+                        continue
+                    common = key[: cut + len(delimiter)]
+                    common_prefixes.append(common)
+                    last = ("p", common)
+                    bound = _successor(common)
+                    index = len(keys) if bound is None else bisect.bisect_left(keys, bound, index)
+        if bucket is None:
+            return _no_such_bucket(bucket_name)
+
+        def text(value: str) -> str:
+            return quote(value, safe="/") if url_encode else _xml_escape(value)
+
+        parts = [
+            f'{_XML_DECLARATION}<ListBucketResult xmlns="{_S3_XMLNS}">',
+            f"<Name>{_xml_escape(bucket_name)}</Name><Prefix>{text(prefix)}</Prefix>",
+        ]
+        if token is not None:
+            parts.append(f"<ContinuationToken>{_xml_escape(token)}</ContinuationToken>")
+        if truncated and last is not None:
+            parts.append(f"<NextContinuationToken>{_encode_token(*last)}</NextContinuationToken>")
+        parts.append(
+            f"<KeyCount>{len(contents) + len(common_prefixes)}</KeyCount>"
+            f"<MaxKeys>{max_keys}</MaxKeys>"
+        )
+        if delimiter:
+            parts.append(f"<Delimiter>{text(delimiter)}</Delimiter>")
+        parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+        if start_after:
+            parts.append(f"<StartAfter>{text(start_after)}</StartAfter>")
+        parts.extend(
+            f"<Contents><Key>{text(found.key)}</Key>"
+            f"<LastModified>{_iso_ms(found.last_modified_ms)}</LastModified>"
+            f"<ETag>{_xml_escape(found.etag)}</ETag><Size>{found.size}</Size>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+            for found in contents
+        )
+        parts.extend(
+            f"<CommonPrefixes><Prefix>{text(common)}</Prefix></CommonPrefixes>"
+            for common in common_prefixes
+        )
+        if url_encode:
+            parts.append("<EncodingType>url</EncodingType>")
+        parts.append("</ListBucketResult>")
+        return _s3_result(200, "".join(parts).encode())
 
     # -- status body -------------------------------------------------------------------
 
@@ -1248,6 +1755,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch("GET")
 
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             parts: list[bytes] = []
@@ -1266,40 +1782,49 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         try:
             body = self._read_body()
-            path = self.path.split("?", 1)[0]
-            if (
-                method == "POST"
-                and path.startswith(_INVOKE_PREFIX)
-                and path.endswith(_INVOKE_SUFFIX)
-            ):
-                function_ref = unquote(path[len(_INVOKE_PREFIX) : -len(_INVOKE_SUFFIX)])
-                invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
-                result = emulator.invoke(function_ref, body, invocation_type)
+            path, _, query = self.path.partition("?")
+            if path.startswith(_INVOKE_PREFIX):
+                if method == "POST" and path.endswith(_INVOKE_SUFFIX):
+                    function_ref = unquote(path[len(_INVOKE_PREFIX) : -len(_INVOKE_SUFFIX)])
+                    invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+                    result = emulator.invoke(function_ref, body, invocation_type)
+                else:
+                    result = _api_error(
+                        404,
+                        "UnknownOperationException",
+                        {"Type": "User", "message": "Unknown path"},
+                    )
             elif path.startswith(_CONTROL_PREFIX):
                 result = handle_control(emulator, method, path, body)
             else:
-                result = _api_error(
-                    404, "UnknownOperationException", {"Type": "User", "message": "Unknown path"}
-                )
+                result = emulator.s3(method, path, query, self.headers.get("Range"))
         except Exception as exc:  # a server must answer rather than drop the connection
             self.close_connection = True
             result = _api_error(500, "ServiceException", {"Type": "Service", "Message": repr(exc)})
-        self._send(result)
+        self._send(result, with_body=method != "HEAD")
         if self.server.verbose:
             self.log_message('"%s %s" %d', method, self.path, result.status)
 
-    def _send(self, result: InvokeResult) -> None:
+    def _send(self, result: InvokeResult, *, with_body: bool = True) -> None:
         lines = [
             f"HTTP/1.1 {result.status} {HTTPStatus(result.status).phrase}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(result.body)}",
+            f"Content-Type: {result.content_type}",
+            f"Content-Length: {len(result.body) + result.padding}",
             f"x-amzn-RequestId: {uuid.uuid4()}",
         ]
         lines += [f"{name}: {value}" for name, value in result.headers]
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if not with_body:  # HEAD: the headers describe the body that GET would send
+            self.wfile.write(head)
+            return
         self.wfile.write(head + result.body)
+        remaining = result.padding
+        while remaining:
+            chunk = min(remaining, len(_ZEROS))
+            self.wfile.write(memoryview(_ZEROS)[:chunk])
+            remaining -= chunk
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:

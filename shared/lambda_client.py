@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -39,6 +39,10 @@ if CLIENT_VERSION != REMOTION_VERSION:  # pragma: no cover - guarded by the pypr
         f"remotion-lambda {CLIENT_VERSION} is installed but renderq targets {REMOTION_VERSION}; "
         "the deployed function rejects mismatched versions"
     )
+
+
+#: How long after its start a render's progress.json may still lack renderMetadata.
+METADATA_GRACE_S = 60.0
 
 
 class LambdaError(Exception):
@@ -281,14 +285,27 @@ class RenderLambda:
                     return StartedRender(render_id=parts[1], bucket=bucket)
                 if parts[2] == "progress.json" and (since is None or obj["LastModified"] >= since):
                     candidates.append((obj["LastModified"], key, parts[1]))
-        for _, key, render_id in sorted(candidates, reverse=True):
+        undecided = 0
+        now = datetime.now(UTC)
+        for modified, key, render_id in sorted(candidates, reverse=True):
             body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            metadata = body.get("renderMetadata") or {}
+            metadata = body.get("renderMetadata")
+            if metadata is None:
+                # Remotion fills renderMetadata in a few seconds after the start; until then
+                # this render could be ours. (If validation failed it stays null: ignore it
+                # once it is old enough.)
+                undecided += (now - modified).total_seconds() < METADATA_GRACE_S
+                continue
             name = metadata.get("outName")
             if isinstance(name, dict):
                 name = name.get("key")
             if name == out_name:
                 return StartedRender(render_id=render_id, bucket=bucket)
+        if undecided:
+            raise LambdaTransient(
+                f"{undecided} recent render(s) in {bucket} have no metadata yet",
+                may_have_started=True,
+            )
         return None
 
     def _s3_client(self) -> Any:

@@ -12,6 +12,7 @@ a fixed amount, so the tests stay fast without depending on scheduler luck.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
@@ -28,7 +29,12 @@ from typing import Any
 import boto3
 import botocore.config
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from remotion_lambda import RemotionClient, RenderMediaParams
 from remotion_lambda.exception import RemotionRenderingOutputError
 
@@ -40,6 +46,9 @@ SERVE_URL = "https://remotionlambda-useast1-abc.s3.us-east-1.amazonaws.com/sites
 DEFAULT_BUCKET = "remotionlambda-useast1-emulator"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_RETRIES = botocore.config.Config(retries={"total_max_attempts": 1})
+S3_CONFIG = botocore.config.Config(
+    s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -165,8 +174,9 @@ def make_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[[EmulatorServer], RemotionClient]:
     def factory(target: EmulatorServer) -> RemotionClient:
-        # RemotionClient has no endpoint_url argument; boto3 honours this variable.
+        # RemotionClient has no endpoint_url argument; boto3 honours these variables.
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", target.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", target.url)
         return RemotionClient(
             REGION, SERVE_URL, FUNCTION_NAME, session=_session(), config=NO_RETRIES
         )
@@ -672,6 +682,359 @@ def test_reset_clears_renders_counters_and_faults(make_server, make_client) -> N
     with pytest.raises(RemotionRenderingOutputError, match="No render with ID"):
         client.get_render_progress(started.render_id, started.bucket_name)
     assert client.render_media_on_lambda(_params()) is not None
+
+
+# --------------------------------------------------------------------------------------
+# S3: finding a render by its outName when the start response was lost
+# --------------------------------------------------------------------------------------
+
+
+def _s3(server: EmulatorServer) -> Any:
+    return _session().client("s3", endpoint_url=server.url, config=S3_CONFIG)
+
+
+def _epoch_ms(moment: datetime.datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def _all_keys(s3: Any, bucket: str, **kwargs: Any) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, **kwargs)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def _find_by_out_name(s3: Any, bucket: str, out_name: str) -> list[str]:
+    """What renderq does to recover a start: list renders/, read progress.json, match."""
+    found = []
+    for key in _all_keys(s3, bucket, Prefix="renders/"):
+        if not key.endswith("/progress.json"):
+            continue
+        progress = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        metadata = progress["renderMetadata"]
+        if metadata is not None and metadata["outName"] == out_name:
+            assert key == f"renders/{metadata['renderId']}/progress.json"
+            found.append(metadata["renderId"])
+    return found
+
+
+def test_find_render_by_out_name_through_s3_only(make_server, make_client) -> None:
+    server = make_server(speed=200)
+    client = make_client(server)
+    s3 = _s3(server)
+    client.render_media_on_lambda(_params(out_name="other-1.mp4", frames=10))
+    stuck = client.render_media_on_lambda(
+        _params(out_name="stuck-1.mp4", input_props={"__emulator__": {"never_finish": True}})
+    )
+    started = client.render_media_on_lambda(_params(out_name="job-42-1.mp4", frames=100))
+
+    assert _find_by_out_name(s3, DEFAULT_BUCKET, "job-42-1.mp4") == [started.render_id]
+    assert _find_by_out_name(s3, DEFAULT_BUCKET, "stuck-1.mp4") == [stuck.render_id]
+    assert _find_by_out_name(s3, DEFAULT_BUCKET, "job-42-2.mp4") == []
+    progress_key = f"renders/{started.render_id}/progress.json"
+    output_key = f"renders/{started.render_id}/job-42-1.mp4"
+    progress = json.loads(s3.get_object(Bucket=DEFAULT_BUCKET, Key=progress_key)["Body"].read())
+    metadata = progress["renderMetadata"]
+    assert metadata["renderId"] == started.render_id
+    assert progress["functionLaunched"] == metadata["startedDate"]
+    assert progress["timeoutTimestamp"] == metadata["startedDate"] + 120_000
+    assert metadata == client.get_render_progress(started.render_id, DEFAULT_BUCKET).renderMetadata
+    # A render that has not finished has no output object.
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=DEFAULT_BUCKET)["Contents"]}
+    assert f"renders/{stuck.render_id}/progress.json" in listed
+    assert f"renders/{stuck.render_id}/stuck-1.mp4" not in listed
+    assert _epoch_ms(listed[progress_key]["LastModified"]) == metadata["startedDate"]
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_object(Bucket=DEFAULT_BUCKET, Key=f"renders/{stuck.render_id}/stuck-1.mp4")
+    assert excinfo.value.response["Error"]["Code"] == "404"
+
+    def output_once_done() -> Any:
+        # Listed before the status call, so a listed output must come with done=True.
+        keys = set(_all_keys(s3, DEFAULT_BUCKET))
+        progress = client.get_render_progress(started.render_id, DEFAULT_BUCKET)
+        assert output_key not in keys or progress.done
+        return output_key in keys and progress
+
+    done = _wait_for(output_once_done)
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=DEFAULT_BUCKET)["Contents"]}
+    output = listed[output_key]
+    assert output["Size"] == done.outputSizeInBytes
+    assert output["StorageClass"] == "STANDARD"
+    assert _epoch_ms(output["LastModified"]) == metadata["startedDate"] + done.timeToFinish
+    assert _epoch_ms(listed[progress_key]["LastModified"]) == metadata["startedDate"]
+    got = s3.get_object(Bucket=DEFAULT_BUCKET, Key=output_key)
+    assert got["ContentLength"] == output["Size"] == len(got["Body"].read())
+    assert got["ContentType"] == "video/mp4"
+    assert got["ETag"] == output["ETag"]
+    head = s3.head_object(Bucket=DEFAULT_BUCKET, Key=progress_key)
+    assert head["ContentLength"] == listed[progress_key]["Size"]
+    assert head["ContentType"] == "application/json"
+    part = s3.get_object(Bucket=DEFAULT_BUCKET, Key=output_key, Range="bytes=10-19")
+    assert part["ContentRange"] == f"bytes 10-19/{output['Size']}"
+    assert part["Body"].read() == bytes(10)
+
+
+def test_render_whose_start_response_was_lost_is_found(make_server, monkeypatch) -> None:
+    server = make_server(speed=1000)
+    _control(server, "/_emulator/faults", {"start_delay_ms": 300})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
+    impatient = botocore.config.Config(read_timeout=0.1, retries={"total_max_attempts": 1})
+    client = RemotionClient(REGION, SERVE_URL, FUNCTION_NAME, session=_session(), config=impatient)
+    with pytest.raises(ReadTimeoutError):
+        client.render_media_on_lambda(_params(out_name="job-7-1.mp4"))
+    s3 = _s3(server)
+    [render_id] = _wait_for(lambda: _find_by_out_name(s3, DEFAULT_BUCKET, "job-7-1.mp4"))
+    assert list(_control(server, "/_emulator/stats")["renders"]) == [render_id]
+
+
+def test_out_name_with_special_characters_round_trips(server, client) -> None:
+    started = client.render_media_on_lambda(_params(out_name="a b+c&d%.mp4", frames=5))
+    _progress_when(client, started, "done")
+    s3 = _s3(server)
+    key = f"renders/{started.render_id}/a b+c&d%.mp4"
+    assert key in _all_keys(s3, DEFAULT_BUCKET)  # boto3 asks for (and decodes) url encoding
+    raw = s3.list_objects_v2(Bucket=DEFAULT_BUCKET, EncodingType="url")
+    assert f"renders/{started.render_id}/a%20b%2Bc%26d%25.mp4" in {
+        o["Key"] for o in raw["Contents"]
+    }
+    assert s3.head_object(Bucket=DEFAULT_BUCKET, Key=key)["ContentLength"] > 0
+    assert _find_by_out_name(s3, DEFAULT_BUCKET, "a b+c&d%.mp4") == [started.render_id]
+
+
+def test_list_objects_v2_pagination_delimiter_and_start_after(server, client) -> None:
+    started = [client.render_media_on_lambda(_params(frames=5)) for _ in range(5)]
+    for render in started:
+        _progress_when(client, render, "done")
+    s3 = _s3(server)
+    everything = s3.list_objects_v2(Bucket=DEFAULT_BUCKET, Prefix="renders/")
+    keys = [o["Key"] for o in everything["Contents"]]
+    assert len(keys) == everything["KeyCount"] == 10
+    assert keys == sorted(keys)
+    assert everything["IsTruncated"] is False
+    assert "NextContinuationToken" not in everything
+
+    pages = list(
+        s3.get_paginator("list_objects_v2").paginate(
+            Bucket=DEFAULT_BUCKET, Prefix="renders/", MaxKeys=2
+        )
+    )
+    assert [o["Key"] for page in pages for o in page["Contents"]] == keys
+    assert [page["KeyCount"] for page in pages] == [2] * 5
+    assert [page["IsTruncated"] for page in pages] == [True] * 4 + [False]
+    assert all("NextContinuationToken" in page for page in pages[:4])
+    assert pages[1]["ContinuationToken"] == pages[0]["NextContinuationToken"]
+
+    folders = list(
+        s3.get_paginator("list_objects_v2").paginate(
+            Bucket=DEFAULT_BUCKET, Prefix="renders/", Delimiter="/", MaxKeys=2
+        )
+    )
+    prefixes = [p["Prefix"] for page in folders for p in page.get("CommonPrefixes", [])]
+    assert prefixes == sorted(f"renders/{render.render_id}/" for render in started)
+    assert not any("Contents" in page for page in folders)
+    assert [page["KeyCount"] for page in folders] == [2, 2, 1]
+    top = s3.list_objects_v2(Bucket=DEFAULT_BUCKET, Delimiter="/")
+    assert top["CommonPrefixes"] == [{"Prefix": "renders/"}]
+    assert top["KeyCount"] == 1
+
+    after = s3.list_objects_v2(Bucket=DEFAULT_BUCKET, StartAfter=keys[2])
+    assert [o["Key"] for o in after["Contents"]] == keys[3:]
+    one = started[0].render_id
+    assert _all_keys(s3, DEFAULT_BUCKET, Prefix=f"renders/{one}/") == [
+        f"renders/{one}/progress.json",
+        f"renders/{one}/x.mp4",
+    ]
+    empty = s3.list_objects_v2(Bucket=DEFAULT_BUCKET, Prefix="nothing/")
+    assert empty["KeyCount"] == 0
+    assert "Contents" not in empty
+
+
+def test_list_objects_v2_caps_pages_at_1000_keys(server) -> None:
+    payload = json.dumps(
+        {
+            "type": "start",
+            "version": REMOTION_VERSION,
+            "composition": "Main",
+            "serveUrl": SERVE_URL,
+            "forceDurationInFrames": 5,
+            "outName": "o.mp4",
+        }
+    ).encode()
+    for _ in range(600):  # in process: 600 starts over HTTP would dominate the run time
+        assert server.emulator.invoke(FUNCTION_NAME, payload).status == 200
+    time.sleep(0.01)  # every render is done after 5 ms
+    s3 = _s3(server)
+    # botocore parses ~10 keys/ms, so the test reads each key once.
+    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=DEFAULT_BUCKET))
+    assert [(page["KeyCount"], page["MaxKeys"], page["IsTruncated"]) for page in pages] == [
+        (1000, 1000, True),
+        (200, 1000, False),
+    ]
+    keys = [obj["Key"] for page in pages for obj in page["Contents"]]
+    assert len(set(keys)) == 1200
+    assert keys == sorted(keys)
+    capped = s3.list_objects_v2(Bucket=DEFAULT_BUCKET, MaxKeys=5000, StartAfter=keys[-3])
+    assert (capped["MaxKeys"], capped["KeyCount"]) == (1000, 2)
+    raw = server.emulator.s3("GET", f"/{DEFAULT_BUCKET}", "list-type=2&max-keys=5000")
+    assert raw.body.count(b"<Contents>") == 1000
+    assert _control(server, "/_emulator/stats")["s3_calls"] == {"ListObjectsV2": 4}
+
+
+def test_s3_errors(server, client) -> None:
+    started = client.render_media_on_lambda(_params())
+    s3 = _s3(server)
+
+    def error_of(call: Callable[[], Any]) -> tuple[str, int]:
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        response = excinfo.value.response
+        return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+    assert error_of(lambda: s3.get_object(Bucket=DEFAULT_BUCKET, Key="renders/x/y")) == (
+        "NoSuchKey",
+        404,
+    )
+    assert error_of(lambda: s3.head_object(Bucket=DEFAULT_BUCKET, Key="nope")) == ("404", 404)
+    missing = "remotionlambda-useast1-missing"
+    for call in (
+        lambda: s3.list_objects_v2(Bucket=missing),
+        lambda: s3.get_object(Bucket=missing, Key=f"renders/{started.render_id}/progress.json"),
+        lambda: s3.get_bucket_location(Bucket=missing),
+    ):
+        assert error_of(call) == ("NoSuchBucket", 404)
+    assert error_of(lambda: s3.head_bucket(Bucket=missing)) == ("404", 404)
+    assert error_of(
+        lambda: s3.list_objects_v2(Bucket=DEFAULT_BUCKET, ContinuationToken="bogus!")
+    ) == ("InvalidArgument", 400)
+    assert error_of(lambda: s3.put_object(Bucket=DEFAULT_BUCKET, Key="k", Body=b"x")) == (
+        "NotImplemented",
+        501,
+    )
+    progress_key = f"renders/{started.render_id}/progress.json"
+    assert error_of(
+        lambda: s3.get_object(Bucket=DEFAULT_BUCKET, Key=progress_key, Range="bytes=99999-")
+    ) == ("InvalidRange", 416)
+    # Lambda paths are not S3, whatever the method.
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(server.url + f"/2015-03-31/functions/{FUNCTION_NAME}/invocations")
+    assert excinfo.value.headers["x-amzn-ErrorType"] == "UnknownOperationException"
+
+
+def test_buckets_and_locations(make_server, make_client, monkeypatch) -> None:
+    server = make_server(speed=1000)
+    client = make_client(server)
+    s3 = _s3(server)
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [DEFAULT_BUCKET]
+    assert s3.get_bucket_location(Bucket=DEFAULT_BUCKET)["LocationConstraint"] is None
+    assert s3.head_bucket(Bucket=DEFAULT_BUCKET)["BucketRegion"] == REGION
+    assert client._get_remotion_buckets() == [DEFAULT_BUCKET]
+
+    lam = _raw_lambda(server)
+    payload = {
+        "type": "start",
+        "version": REMOTION_VERSION,
+        "composition": "Main",
+        "serveUrl": SERVE_URL,
+        "forceDurationInFrames": 10,
+        "bucketName": "remotionlambda-useast1-mine",
+        "outName": {"bucketName": "my-output", "key": "videos/final.mp4"},
+    }
+    started = _invoke(lam, payload)
+    buckets = s3.list_buckets()["Buckets"]
+    assert [b["Name"] for b in buckets] == [
+        "my-output",
+        DEFAULT_BUCKET,
+        "remotionlambda-useast1-mine",
+    ]
+    assert all(b["BucketRegion"] == REGION for b in buckets)
+    assert sorted(client._get_remotion_buckets()) == [
+        DEFAULT_BUCKET,
+        "remotionlambda-useast1-mine",
+    ]
+    assert _all_keys(s3, "remotionlambda-useast1-mine") == [
+        f"renders/{started['renderId']}/progress.json"
+    ]
+    _raw_progress_when_done(lam, started)
+    assert _all_keys(s3, "my-output") == ["videos/final.mp4"]
+    assert _all_keys(s3, DEFAULT_BUCKET) == []
+
+    other = make_server(speed=1000, region="eu-central-1")
+    frankfurt_bucket = "remotionlambda-eucentral1-emulator"
+    s3_other = _s3(other)
+    assert [b["Name"] for b in s3_other.list_buckets()["Buckets"]] == [frankfurt_bucket]
+    location = s3_other.get_bucket_location(Bucket=frankfurt_bucket)
+    assert location["LocationConstraint"] == "eu-central-1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", other.url)
+    frankfurt = RemotionClient("eu-central-1", SERVE_URL, FUNCTION_NAME, session=_session())
+    assert frankfurt._get_remotion_buckets() == [frankfurt_bucket]
+    virginia = RemotionClient(REGION, SERVE_URL, FUNCTION_NAME, session=_session())
+    assert virginia._get_remotion_buckets() == []
+
+
+def test_progress_metadata_delay_leaves_render_metadata_null(server, client) -> None:
+    s3 = _s3(server)
+    # The delay is frozen per render at start: one render waits a minute, one 150 ms.
+    _control(server, "/_emulator/faults", {"progress_metadata_delay_ms": 60_000})
+    waiting = client.render_media_on_lambda(_params(out_name="late.mp4", frames=1000))
+    _control(server, "/_emulator/faults", {"progress_metadata_delay_ms": 150})
+    started = client.render_media_on_lambda(_params(out_name="soon.mp4", frames=1000))
+
+    key = f"renders/{waiting.render_id}/progress.json"
+    early = s3.get_object(Bucket=DEFAULT_BUCKET, Key=key)
+    body = json.loads(early["Body"].read())
+    assert body["renderMetadata"] is None
+    assert body["compositionValidated"] is None
+    assert _find_by_out_name(s3, DEFAULT_BUCKET, "late.mp4") == []  # not decidable yet
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=DEFAULT_BUCKET)["Contents"]}
+    assert _epoch_ms(listed[key]["LastModified"]) == body["functionLaunched"]
+    assert listed[key]["Size"] == early["ContentLength"]
+
+    assert _wait_for(lambda: _find_by_out_name(s3, DEFAULT_BUCKET, "soon.mp4")) == [
+        started.render_id
+    ]
+    key = f"renders/{started.render_id}/progress.json"
+    late = json.loads(s3.get_object(Bucket=DEFAULT_BUCKET, Key=key)["Body"].read())
+    launched = late["functionLaunched"]
+    assert late["compositionValidated"] == launched + 150
+    assert late["renderMetadata"]["startedDate"] == launched
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=DEFAULT_BUCKET)["Contents"]}
+    assert _epoch_ms(listed[key]["LastModified"]) == launched + 150
+
+
+def test_stats_count_s3_calls_and_reset_clears_objects(server, client) -> None:
+    started = client.render_media_on_lambda(_params(frames=5))
+    _progress_when(client, started, "done")
+    _invoke(
+        _raw_lambda(server),
+        {
+            "type": "start",
+            "version": REMOTION_VERSION,
+            "composition": "Main",
+            "serveUrl": SERVE_URL,
+            "bucketName": "remotionlambda-useast1-mine",
+        },
+    )
+    s3 = _s3(server)
+    s3.list_buckets()
+    s3.get_bucket_location(Bucket=DEFAULT_BUCKET)
+    s3.list_objects_v2(Bucket=DEFAULT_BUCKET)
+    s3.list_objects_v2(Bucket=DEFAULT_BUCKET, Prefix="renders/")
+    s3.get_object(Bucket=DEFAULT_BUCKET, Key=f"renders/{started.render_id}/progress.json")
+    s3.head_object(Bucket=DEFAULT_BUCKET, Key=f"renders/{started.render_id}/x.mp4")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=DEFAULT_BUCKET, Key="missing")
+    assert _control(server, "/_emulator/stats")["s3_calls"] == {
+        "ListBuckets": 1,
+        "GetBucketLocation": 1,
+        "ListObjectsV2": 2,
+        "GetObject": 2,
+        "HeadObject": 1,
+    }
+
+    _post(server, "/_emulator/reset")
+    assert _control(server, "/_emulator/stats")["s3_calls"] == {}
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [DEFAULT_BUCKET]
+    assert s3.list_objects_v2(Bucket=DEFAULT_BUCKET)["KeyCount"] == 0
+    with pytest.raises(ClientError):
+        s3.list_objects_v2(Bucket="remotionlambda-useast1-mine")
 
 
 # --------------------------------------------------------------------------------------
