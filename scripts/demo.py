@@ -174,6 +174,7 @@ def main() -> int:
                 "REDIS_NAMESPACE": namespace,
                 "DATABASE_URL": database_url,
                 "AWS_ENDPOINT_URL_LAMBDA": emulator_url,
+                "AWS_ENDPOINT_URL_S3": emulator_url,
                 "REMOTION_AWS_ACCESS_KEY_ID": "AKIADEMODEMODEMODEMO",
                 "REMOTION_AWS_SECRET_ACCESS_KEY": "demo-secret-not-a-real-key-000000000000",
                 "LOG_FORMAT": "json",

@@ -70,6 +70,7 @@ class Render(SQLModel, table=True):
         sa.Index("ix_render_generation_created", "generation_id", "created_at"),
         sa.Index("ix_render_status_polled", "status", "last_polled_at"),
         sa.Index("ix_render_status_created", "status", "created_at"),
+        sa.Index("ix_render_status_completed", "status", "completed_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
