@@ -134,8 +134,9 @@ class WorkerGroup:
         return managed.proc.returncode
 
     def stop_all(self) -> None:
+        """Teardown: kill outright. Tests that care about graceful stops send SIGTERM themselves."""
         for managed in reversed(self.processes):
-            self.stop(managed)
+            self.stop(managed, signal.SIGKILL)
 
     def all_logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.logs()}" for p in self.processes)
