@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from scripts.devstack import ROOT, Stack
+from scripts.devstack import ROOT, Stack, free_port
 
 # Wide enough for URLs when piped (CI logs), the terminal's own width otherwise.
 console = Console(width=None if sys.stdout.isatty() else 220)
@@ -180,6 +180,8 @@ def main() -> int:
                 "LOG_FORMAT": "json",
                 # Tighter than the 5/hour default so the demo shows a throttled render.
                 "RENDER_RATE_LIMIT": os.environ.get("DEMO_RENDER_RATE_LIMIT", "3/8s"),
+                "METRICS_PORT": str(free_port()),
+                "METRICS_DIR": str(run_dir / "metrics"),
             }
         )
         os.environ.update(stack.env)
@@ -239,6 +241,7 @@ def main() -> int:
 
         rows = sorted(renders.get_many(ids), key=lambda r: r.created_at)
         console.print(final_table(rows))
+        save_metrics(int(stack.env["METRICS_PORT"]), run_dir / "metrics.txt")
         counts = renders.count_by_status()
         console.print(
             f"counts: {counts}   wall time: {time.monotonic() - started:.1f}s   "
@@ -255,6 +258,20 @@ def main() -> int:
     finally:
         stack.close()
         _drop_namespace(namespace)
+
+
+def save_metrics(port: int, path: Path) -> None:
+    """Keep one Prometheus scrape of the demo's worker next to its logs."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            path.write_bytes(response.read())
+        console.print(
+            f"metrics scraped from http://127.0.0.1:{port}/metrics -> {path.relative_to(ROOT)}"
+        )
+    except OSError as exc:
+        console.print(f"[yellow]could not scrape metrics: {exc}[/]")
 
 
 def _drop_namespace(namespace: str) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -182,6 +184,21 @@ def _map_error(exc: BaseException, *, is_start: bool) -> LambdaError:
     raise exc
 
 
+CallObserver = Callable[[str, float, "str | None"], None]
+_observer: CallObserver | None = None
+
+
+def set_call_observer(observer: CallObserver | None) -> None:
+    """Receive (operation, seconds, error kind or None) for every Lambda call (metrics)."""
+    global _observer
+    _observer = observer
+
+
+def _observe(op: str, started: float, error: BaseException | None) -> None:
+    if _observer is not None:
+        _observer(op, time.perf_counter() - started, type(error).__name__ if error else None)
+
+
 class RenderLambda:
     """The only object in renderq that talks to Lambda."""
 
@@ -242,10 +259,14 @@ class RenderLambda:
             out_name=out_name,
             frames_per_lambda=frames_per_lambda or self.settings.frames_per_lambda,
         )
+        started = time.perf_counter()
         try:
             response = self._client.render_media_on_lambda(params)
         except Exception as exc:
-            raise _map_error(exc, is_start=True) from exc
+            mapped = _map_error(exc, is_start=True)
+            _observe("start", started, mapped)
+            raise mapped from exc
+        _observe("start", started, None)
         if response is None:  # pragma: no cover - the client returns None only on empty bodies
             raise LambdaTransient("empty start response", may_have_started=True)
         return StartedRender(render_id=response.render_id, bucket=response.bucket_name)
@@ -325,10 +346,14 @@ class RenderLambda:
         return self._s3
 
     def progress(self, render_id: str, bucket: str) -> RenderProgress:
+        started = time.perf_counter()
         try:
             progress = self._client.get_render_progress(render_id, bucket)
         except Exception as exc:
-            raise _map_error(exc, is_start=False) from exc
+            mapped = _map_error(exc, is_start=False)
+            _observe("progress", started, mapped)
+            raise mapped from exc
+        _observe("progress", started, None)
         if progress is None:  # pragma: no cover
             raise LambdaTransient("empty progress response")
         data = progress.__dict__

@@ -375,6 +375,17 @@ def rendering_ids(limit: int | None = None) -> list[str]:
         return list(session.exec(stmt))
 
 
+def count_in_flight() -> dict[str, int]:
+    """Pending and rendering counts (indexed; the big terminal groups are not counted)."""
+    with Session(get_engine()) as session:
+        return {
+            status.value: session.exec(
+                select(sa.func.count()).select_from(Render).where(Render.status == status)
+            ).one()
+            for status in (RenderStatus.PENDING, RenderStatus.RENDERING)
+        }
+
+
 def latest_bucket() -> str | None:
     """The bucket of the most recently started render: Remotion uses one bucket per region."""
     with Session(get_engine()) as session:

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     #: first worker process reaching them. Never set in production.
     failpoints: str = ""
 
+    # --- metrics ------------------------------------------------------------------------
+    #: Port of each dramatiq master's Prometheus endpoint (``/metrics``); 0 turns metrics off.
+    metrics_port: int = 9191
+    metrics_host: str = "0.0.0.0"
+    #: Where worker processes write samples for aggregation (default: <tmp>/renderq-metrics).
+    metrics_dir: str | None = None
+
     # --- logging ------------------------------------------------------------------------
     log_level: str = "INFO"
     #: ``json`` always, ``console`` always, or ``auto`` (console on a TTY, JSON otherwise).

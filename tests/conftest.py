@@ -187,6 +187,7 @@ def env(
         "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
         "BROKER_MAINTENANCE_CHANCE": "100000",
         "RENDER_RATE_LIMIT": "1000/1s",
+        "METRICS_PORT": "0",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -17,7 +17,7 @@ from dramatiq.middleware import CurrentMessage
 from shared.log import get_logger
 from shared.messages import POLL_BATCH, POLL_TICK, RECONCILE, START_RENDER
 from shared.settings import get_settings
-from worker import poller, reconciler, start
+from worker import metrics, poller, reconciler, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.middleware.rate_limit import confirm_permit, mark_started
@@ -55,6 +55,7 @@ def start_render(payload: Any) -> None:
         ):
             mark_started(message)
     except Defer as exc:
+        metrics.deferred(exc.counter or "other")
         defer_current(exc)
 
 

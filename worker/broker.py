@@ -20,6 +20,7 @@ from dramatiq.middleware import (
 from shared.log import configure_logging
 from shared.messages import make_broker
 from shared.settings import Settings, get_settings
+from worker.metrics import RenderqPrometheus
 from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
 from worker.middleware.rate_limit import UserRateLimit
@@ -41,6 +42,8 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
         UserRateLimit(),
         WorkerHeartbeat(),
     ]
+    if settings.metrics_port:
+        middleware.append(RenderqPrometheus())
     return make_broker(settings, middleware=middleware, broker_class=RecoveringRedisBroker)
 
 

@@ -28,6 +28,7 @@ from shared.log import get_logger
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.redis_client import get_redis
 from shared.settings import get_settings
+from worker import metrics
 
 log = get_logger(__name__)
 
@@ -124,6 +125,8 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     reconcile_budget()
     batches = plan_sweep()
     renders = sum(map(len, batches))
+    if metrics.enabled():
+        metrics.gauges(repository.count_in_flight(), get_budget().in_use())
     if batches:
         ttl_ms = int(max(10 * settings.poll_interval, 60) * 1000)
         pipe = client.pipeline()
@@ -167,16 +170,18 @@ def _record_last_sweep(
     slot: int, planned_at: float, renders: int, polled: int, outcomes: dict[str, int]
 ) -> None:
     finished = time.time()
+    duration = round(finished - planned_at, 3)
     record = {
         "slot": slot,
         "planned_at": planned_at,
         "finished_at": finished,
-        "duration_s": round(finished - planned_at, 3),
+        "duration_s": duration,
         "renders": renders,
         "polled": polled,
         "outcomes": outcomes,
     }
     get_redis().set(get_settings().redis_key("poll", "last-sweep"), json.dumps(record))
+    metrics.sweep(duration, polled)
     if renders:
         log.info("poll sweep finished", **record)
 
@@ -237,6 +242,7 @@ def poll_render(render: Render) -> str:
             code=ErrorCode.TIMEOUT,
             message=f"not done {settings.render_timeout:g}s after it started (RENDER_TIMEOUT)",
         )
+        metrics.transition("rendering", "failed", ErrorCode.TIMEOUT)
         log.warning("render timed out", error_code=ErrorCode.TIMEOUT)
         return "timed_out"
     try:
@@ -254,6 +260,7 @@ def poll_render(render: Render) -> str:
                 code=ErrorCode.POLL_FAILED,
                 message=f"progress unreadable for {failures} polls; last error: {exc}",
             )
+            metrics.transition("rendering", "failed", ErrorCode.POLL_FAILED)
             return "failed"
         return "poll_error"
     if progress.fatal_error:
@@ -264,6 +271,8 @@ def poll_render(render: Render) -> str:
             message=progress.fatal_error,
             cost_usd=progress.cost_usd,
         )
+        metrics.transition("rendering", "failed", ErrorCode.RENDER_ERROR)
+        metrics.cost(progress.cost_usd)
         log.warning("render failed", error_code=ErrorCode.RENDER_ERROR, error=progress.fatal_error)
         return "failed"
     if progress.done:
@@ -277,6 +286,8 @@ def poll_render(render: Render) -> str:
             output_size_bytes=progress.output_size_bytes,
             cost_usd=progress.cost_usd,
         )
+        metrics.transition("rendering", "complete")
+        metrics.cost(done.cost_usd)
         log.info(
             "render complete",
             output_url=done.output_url,

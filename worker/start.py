@@ -42,6 +42,7 @@ from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
 from shared.settings import get_settings
+from worker import metrics
 from worker.defer import Defer, backoff_ms, current_option, jittered
 
 log = get_logger(__name__)
@@ -84,6 +85,7 @@ def _fail_named_render(render_id: str, reason: str) -> bool:
         )
     except (IllegalTransition, LookupError):
         return False
+    metrics.transition("pending", "failed", ErrorCode.INVALID_REQUEST)
     log.warning("render failed: invalid message", render_id=render_id, reason=reason)
     return True
 
@@ -133,6 +135,7 @@ def prepare(payload: Any, message_id: str) -> Render | None:
             repository.fail(
                 render.id, RenderStatus.PENDING, code=ErrorCode.LIMIT_EXCEEDED, message=message
             )
+            metrics.transition("pending", "failed", ErrorCode.LIMIT_EXCEEDED)
             log.warning("render rejected", error_code=ErrorCode.LIMIT_EXCEEDED, reason=message)
         except IllegalTransition as exc:
             log.info("render moved on before it could be rejected", status=exc.actual)
@@ -324,6 +327,7 @@ def _record_started(
             log.warning("database unavailable after the start; retrying", error=str(exc))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+    metrics.transition("pending", "rendering")
     log.info(
         "render recovered from an earlier start" if recovered else "render started",
         lambda_render_id=started.render_id,
@@ -354,4 +358,5 @@ def _fail_start(render: Render, code: ErrorCode, message: str) -> None:
     except IllegalTransition as exc:
         log.info("render moved on before the start failure was recorded", status=exc.actual)
         return
+    metrics.transition("pending", "failed", code)
     log.warning("render failed to start", error_code=code, error_message=message)

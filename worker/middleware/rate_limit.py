@@ -29,6 +29,7 @@ from dramatiq.middleware import SkipMessage
 
 from shared.log import get_logger
 from shared.rate_limit import Permit, get_limiter
+from worker import metrics
 from worker.defer import defer_message
 
 log = get_logger(__name__)
@@ -73,6 +74,7 @@ class UserRateLimit(Middleware):
                 on_throttled(message, until)
             except Exception:
                 log.exception("could not record throttled_until")
+        metrics.deferred("throttled")
         self._defer(message, delay, f"user {user_id} over rate limit {permit.rate}")
         raise SkipMessage(f"throttled until {until.isoformat()}")
 
