@@ -265,6 +265,40 @@ def record_progress(render_id: str, progress: float, cost_usd: float | None) -> 
     return row is not None
 
 
+def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) -> None:
+    """Store a batch of (render id, progress, cost) readings in one executemany UPDATE.
+
+    A sweep reads every render in flight; one statement per batch instead of one per render
+    is what keeps the database from being the ceiling of a 10,000-render sweep.
+    """
+    if not readings:
+        return
+    now = utcnow()
+    stmt = (
+        sa.update(_table)
+        .where(
+            _table.c.id == sa.bindparam("rid"),
+            _table.c.status == RenderStatus.RENDERING,
+        )
+        .values(
+            progress=sa.case(
+                (_table.c.progress < sa.bindparam("p"), sa.bindparam("p")),
+                else_=_table.c.progress,
+            ),
+            cost_usd=sa.bindparam("cost"),
+            last_polled_at=now,
+            poll_failures=0,
+            updated_at=now,
+        )
+    )
+    rows = [
+        {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost}
+        for rid, progress, cost in readings
+    ]
+    with session_scope() as session:
+        session.connection().execute(stmt, rows)
+
+
 def record_poll_failure(render_id: str) -> int | None:
     """Count a failed progress call; returns the new consecutive-failure count."""
     row = _cas(

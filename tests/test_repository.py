@@ -182,3 +182,16 @@ def test_poll_failures_count_and_reset(db):
     repository.record_progress(render.id, 0.1, None)
     assert renders.get(render.id).poll_failures == 0
     assert repository.rendering_ids() == [render.id]
+
+
+def test_progress_readings_are_written_in_one_batch(db):
+    a, b, c = new_render(), new_render(), new_render()
+    started(a.id)
+    started(b.id)
+    repository.record_progress(a.id, 0.6, None)
+    # c is still pending: a reading for it must not touch it.
+    repository.record_progress_many([(a.id, 0.4, 0.01), (b.id, 0.5, 0.02), (c.id, 0.9, 0.03)])
+    ra, rb, rc = renders.get(a.id), renders.get(b.id), renders.get(c.id)
+    assert ra.progress == pytest.approx(0.6) and ra.cost_usd == pytest.approx(0.01)
+    assert rb.progress == pytest.approx(0.5) and rb.last_polled_at is not None
+    assert rc.progress == 0 and rc.cost_usd is None and rc.status == "pending"

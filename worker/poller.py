@@ -32,6 +32,9 @@ from worker import metrics
 
 log = get_logger(__name__)
 
+#: A progress reading to store: (render id, overall progress, cost so far).
+Reading = tuple[str, float, float | None]
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -192,13 +195,21 @@ def last_sweep() -> dict[str, object] | None:
 
 
 def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, int]:
-    """Poll a batch concurrently; returns counts of outcomes (for logs and metrics)."""
+    """Poll a batch concurrently; returns counts of outcomes (for logs and metrics).
+
+    Terminal outcomes are written as they come (guarded transitions); plain progress readings
+    are collected and written with one statement for the whole batch.
+    """
     renders = [r for r in repository.load_many(render_ids) if r.status == RenderStatus.RENDERING]
     outcomes: dict[str, int] = {}
+    readings: list[Reading] = []
     context = structlog.contextvars.get_contextvars()
     started = time.monotonic()
-    for outcome in _executor().map(lambda r: _poll_one(r, context), renders):
+    for outcome, reading in _executor().map(lambda r: _poll_one(r, context), renders):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if reading is not None:
+            readings.append(reading)
+    repository.record_progress_many(readings)
     log.info(
         "poll batch done",
         renders=len(renders),
@@ -209,28 +220,29 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, 
     return outcomes
 
 
-def _poll_one(render: Render, context: dict[str, object]) -> str:
+def _poll_one(render: Render, context: dict[str, object]) -> tuple[str, Reading | None]:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         **{**context, "render_id": render.id, "user_id": render.user_id}
     )
     try:
-        outcome = poll_render(render)
+        outcome, reading = poll_render(render)
         if outcome in TERMINAL_OUTCOMES:
             get_budget().release(render.id)
-        return outcome
+        return outcome, reading
     except IllegalTransition as exc:
         # Someone else (a duplicate tick, a replay) moved it first; that is fine.
         log.info("render moved on while being polled", status=exc.actual)
-        return "raced"
+        return "raced", None
     except Exception:
         log.exception("unexpected error while polling")
-        return "error"
+        return "error", None
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def poll_render(render: Render) -> str:
+def poll_render(render: Render) -> tuple[str, Reading | None]:
+    """One render's poll; a plain progress reading is returned for the batch to write."""
     settings = get_settings()
     assert render.lambda_render_id and render.lambda_bucket
     if render.started_at and utcnow() - render.started_at > timedelta(
@@ -244,7 +256,7 @@ def poll_render(render: Render) -> str:
         )
         metrics.transition("rendering", "failed", ErrorCode.TIMEOUT)
         log.warning("render timed out", error_code=ErrorCode.TIMEOUT)
-        return "timed_out"
+        return "timed_out", None
     try:
         progress = get_lambda().progress(render.lambda_render_id, render.lambda_bucket)
         failpoint("poll.after_progress")
@@ -261,8 +273,8 @@ def poll_render(render: Render) -> str:
                 message=f"progress unreadable for {failures} polls; last error: {exc}",
             )
             metrics.transition("rendering", "failed", ErrorCode.POLL_FAILED)
-            return "failed"
-        return "poll_error"
+            return "failed", None
+        return "poll_error", None
     if progress.fatal_error:
         repository.fail(
             render.id,
@@ -274,12 +286,11 @@ def poll_render(render: Render) -> str:
         metrics.transition("rendering", "failed", ErrorCode.RENDER_ERROR)
         metrics.cost(progress.cost_usd)
         log.warning("render failed", error_code=ErrorCode.RENDER_ERROR, error=progress.fatal_error)
-        return "failed"
+        return "failed", None
     if progress.done:
         if not progress.output_url:
             log.warning("render reported done without an output file; polling again")
-            repository.record_progress(render.id, progress.overall, progress.cost_usd)
-            return "in_progress"
+            return "in_progress", (render.id, progress.overall, progress.cost_usd)
         done = repository.complete(
             render.id,
             output_url=progress.output_url,
@@ -296,6 +307,5 @@ def poll_render(render: Render) -> str:
             if done.completed_at and done.started_at
             else None,
         )
-        return "completed"
-    repository.record_progress(render.id, progress.overall, progress.cost_usd)
-    return "in_progress"
+        return "completed", None
+    return "in_progress", (render.id, progress.overall, progress.cost_usd)
