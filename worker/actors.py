@@ -42,6 +42,8 @@ def _note_throttled(message: Any, until: datetime) -> None:
     queue_name=_settings.start_queue,
     max_retries=20,
     throws=(start.PoisonMessage,),
+    # Lower runs first: a worker serving both queues takes queued polls before more starts.
+    priority=10,
     rate_limit_key=_user_of,
     on_throttled=_note_throttled,
 )
