@@ -27,8 +27,10 @@ def procfile() -> dict[str, str]:
 
 def test_compose_has_every_service_and_restart_policies():
     services = compose()["services"]
-    assert {"redis", "postgres", "emulator", "migrate", "worker", "scheduler"} <= set(services)
-    for name in ("worker", "scheduler", "redis", "postgres"):
+    assert {"redis", "postgres", "emulator", "migrate", "worker", "poller", "scheduler"} <= set(
+        services
+    )
+    for name in ("worker", "poller", "scheduler", "redis", "postgres"):
         assert services[name]["restart"] == "unless-stopped", name
     assert (
         services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -37,7 +39,7 @@ def test_compose_has_every_service_and_restart_policies():
 
 def test_compose_wires_workers_by_environment():
     services = compose()["services"]
-    for name in ("worker", "scheduler", "migrate"):
+    for name in ("worker", "poller", "scheduler", "migrate"):
         env = services[name]["environment"]
         assert env["REDIS_URL"].startswith("redis://redis:")
         assert (
