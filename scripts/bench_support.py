@@ -1,0 +1,685 @@
+"""Plumbing for ``python -m scripts.bench``: processes, environments, databases, measurements.
+
+Kept apart from ``scripts.bench`` so the benchmark itself reads as a list of measurements. The
+pieces here exist because a benchmark on a shared 2-core machine must (1) run the real processes
+(``dramatiq`` workers, the scheduler, the emulator) exactly as production would, (2) switch the
+in-process product settings between sections without leaking one section's environment into the
+next, and (3) leave nothing behind: no processes, no Redis keys, no databases.
+
+Functions that run in ``spawn``-ed helper processes (``invoke_worker``, ``start_inflight_worker``)
+live at module level and import product code lazily, so a child only pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.devstack import Stack
+
+#: Queue and actor of the bare-Dramatiq baseline (``scripts.bench_noop``).
+NOOP_QUEUE = "bench-noop"
+NOOP_ACTOR = "bench_noop"
+
+# --------------------------------------------------------------------------------------
+# Statistics and machine facts
+# --------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100); NaN for no samples.
+
+    Interpolation rather than nearest rank, so p99 of a few hundred samples does not jump
+    between two neighbours from one run to the next.
+    """
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summarize_ms(values_s: Sequence[float]) -> dict[str, float | int]:
+    """p50/p95/p99/max in milliseconds from samples in seconds (the unit targets use)."""
+    ms = [v * 1000 for v in values_s]
+    return {
+        "samples": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p95_ms": round(percentile(ms, 95), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "max_ms": round(max(ms), 3) if ms else math.nan,
+    }
+
+
+def _read_first(path: str, prefix: str) -> str | None:
+    try:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def machine_info(redis_url: str, postgres_version: str | None) -> dict[str, Any]:
+    """What a reader needs to judge a figure: every absolute number depends on these."""
+    from importlib.metadata import version
+
+    versions: dict[str, str] = {}
+    for package in ("dramatiq", "redis", "boto3", "sqlalchemy", "psycopg", "remotion-lambda"):
+        with contextlib.suppress(Exception):
+            versions[package] = version(package)
+    redis_version = None
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        redis_version = str(client.info("server").get("redis_version"))
+        client.close()
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "cpu_model": _read_first("/proc/cpuinfo", "model name") or platform.processor(),
+        "memory_total": _read_first("/proc/meminfo", "MemTotal"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "redis_server": redis_version,
+        "postgres_server": postgres_version,
+        "packages": versions,
+        "loadavg_at_start": list(os.getloadavg()),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------
+
+
+def _parent_map() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: split after the last ")".
+        fields = data.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def descendants(pid: int) -> list[int]:
+    parents = _parent_map()
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found += children
+        frontier += children
+    return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU of live processes (all their threads), in seconds."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[-1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, to report how contended a run was."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    total = float(sum(values[:8]))
+    return total - idle, total
+
+
+def busy_fraction(before: tuple[float, float], after: tuple[float, float]) -> float:
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else math.nan
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    """Peak resident set size of a live process (``VmHWM``), in MB (10^6 bytes)."""
+    value = _read_first(f"/proc/{pid}/status", "VmHWM")
+    if value is None:
+        return None
+    return round(int(value.split()[0]) * 1024 / 1e6, 1)
+
+
+#: Every process any BenchStack started, for a last sweep when the benchmark exits.
+SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+def kill_leftovers() -> int:
+    """SIGKILL the process group of anything still alive that a BenchStack started: the
+    last line of defence (e.g. an interrupt in the middle of a stop), so that nothing the
+    benchmark started outlives it."""
+    killed = 0
+    for proc in SPAWNED:
+        if proc.poll() is None or _group_alive(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed += 1
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+    SPAWNED.clear()
+    return killed
+
+
+@dataclass
+class BenchStack(Stack):
+    """``scripts.devstack.Stack`` plus what a benchmark needs: any dramatiq module, stopping
+    one process early, worker RSS, and a stop that waits for whole process groups."""
+
+    def spawn(
+        self, name: str, argv: list[str], *, capture_stdout: bool = False
+    ) -> subprocess.Popen[bytes]:
+        proc = super().spawn(name, argv, capture_stdout=capture_stdout)
+        SPAWNED.append(proc)
+        return proc
+
+    def start_dramatiq(
+        self, name: str, module: str, *, processes: int, threads: int
+    ) -> subprocess.Popen[bytes]:
+        """The same ``dramatiq`` command line for the bare baseline and for renderq, so the
+        two differ only in the module they load."""
+        argv = [
+            str(Path(sys.executable).parent / "dramatiq"),
+            module,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--skip-logging",
+            # Shutdown waits for in-flight messages; a benchmark need not wait 10 minutes.
+            "--worker-shutdown-timeout",
+            "5000",
+        ]
+        return self.spawn(name, argv)
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+        """Stop one process now (e.g. workers before a bare-boto3 run on the same emulator);
+        ``close()`` still stops the rest."""
+        _terminate(proc, timeout)
+        self.processes = [(n, p) for n, p in self.processes if p is not proc]
+
+    def close(self, timeout: float = 15.0) -> None:
+        """Like ``Stack.close``, but SIGTERM goes to each leader only, then the whole group
+        is waited for.
+
+        Signalling the whole group (as ``Stack.close`` does) hands each ``dramatiq`` worker
+        process two SIGTERMs, its own and the one its master forwards; the second makes it
+        kill itself, and the master may return while a sibling is still shutting down and
+        writing to Redis, after the namespace was deleted.
+        """
+        for _name, proc in reversed(self.processes):
+            _terminate(proc, timeout)
+        self.processes.clear()
+
+    def worker_rss(self, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+        """Peak RSS of the forked worker processes (and of the master, reported apart)."""
+        workers = {str(pid): vm_hwm_mb(pid) for pid in descendants(proc.pid)}
+        return {
+            "master_mb": vm_hwm_mb(proc.pid),
+            "workers_mb": {k: v for k, v in workers.items() if v is not None},
+        }
+
+    def group_cpu(self, proc: subprocess.Popen[bytes]) -> float:
+        """CPU seconds used so far by a process and its descendants (the dramatiq master and
+        its forked workers), to express cost per render independently of contention."""
+        return cpu_seconds([proc.pid, *descendants(proc.pid)])
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM to the process, wait for it and every process of its group (they run in a
+    session of their own), SIGKILL the group after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.1, deadline - time.monotonic()))
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def emulator_call(url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + path, data=data, method="GET" if body is None else "POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def wait_for(predicate: Any, *, timeout: float, interval: float = 0.05, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------
+# In-process settings
+# --------------------------------------------------------------------------------------
+
+
+def reset_product_caches() -> None:
+    """Forget every per-process cache that captured settings (same list as tests/conftest)."""
+    from shared import (
+        db,
+        lambda_budget,
+        lambda_client,
+        messages,
+        rate_limit,
+        redis_client,
+        user_limits,
+    )
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    db.dispose_engines()
+    messages.reset_producer_broker()
+    lambda_client.reset_lambda()
+    redis_client.reset_redis()
+    rate_limit.reset_limiter()
+    lambda_budget.reset_budget()
+    user_limits.clear_cache()
+
+
+@contextlib.contextmanager
+def product_env(values: Mapping[str, str]) -> Iterator[None]:
+    """Point the in-process product code (producer, repository, limiter) at one section's
+    Redis namespace and database, and put the environment back afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    reset_product_caches()
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        reset_product_caches()
+
+
+def drop_namespace(redis_url: str, namespace: str) -> int:
+    """Delete every key of a section's namespace (Dramatiq's and renderq's)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        return len(keys)
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------------------
+# Databases
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    """Creates and drops databases of our own on the PostgreSQL server; never touches others."""
+
+    server_url: str
+    created: list[str] = field(default_factory=list)
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _admin(self) -> Any:
+        import sqlalchemy as sa
+
+        from shared.db import normalize_url
+
+        return sa.create_engine(normalize_url(self.server_url), isolation_level="AUTOCOMMIT")
+
+    def probe(self) -> str:
+        """The server version; raises when the server is unreachable."""
+        engine = self._admin()
+        try:
+            with engine.connect() as conn:
+                return str(conn.exec_driver_sql("SHOW server_version").scalar())
+        finally:
+            engine.dispose()
+
+    def create(self) -> str:
+        """A fresh, migrated database: every run starts without another run's dead tuples."""
+        from shared.migrate import upgrade_head
+
+        name = f"renderq_bench_{os.getpid()}_{next(self._counter)}"
+        engine = self._admin()
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        finally:
+            engine.dispose()
+        self.created.append(name)
+        url = f"{self.server_url.rsplit('/', 1)[0]}/{name}"
+        upgrade_head(url)
+        return url
+
+    def drop(self, url: str) -> None:
+        from shared.db import dispose_engines
+
+        dispose_engines()
+        name = url.rsplit("/", 1)[1]
+        engine = self._admin()
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            engine.dispose()
+        if name in self.created:
+            self.created.remove(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.created):
+            with contextlib.suppress(Exception):
+                self.drop(f"{self.server_url.rsplit('/', 1)[0]}/{name}")
+
+
+def new_sqlite(directory: Path) -> str:
+    from shared.migrate import upgrade_head
+
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+    upgrade_head(url)
+    return url
+
+
+def remove_sqlite(url: str) -> None:
+    from shared.db import dispose_engines
+
+    dispose_engines()
+    path = url.removeprefix("sqlite:///")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------
+# Helper processes (spawned; module-level so that ``spawn`` can import them)
+# --------------------------------------------------------------------------------------
+
+
+def _lambda_config(threads: int) -> Any:
+    """The boto3 config renderq's ``RenderLambda`` uses (no retries, pool for the threads)."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=max(10, threads * 2),
+        tcp_keepalive=True,
+    )
+
+
+def invoke_worker(
+    function_name: str,
+    payloads: list[str],
+    threads: int,
+    ready: Any,
+    go: Any,
+    results: Any,
+) -> None:
+    """One process of the bare-boto3 ceiling: ``threads`` threads sharing one reused Lambda
+    client, each invoking status payloads until the process's share is done."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id=os.environ["REMOTION_AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["REMOTION_AWS_SECRET_ACCESS_KEY"],
+        region_name=os.environ.get("REMOTION_AWS_REGION", "us-east-1"),
+    )
+    client = session.client("lambda", config=_lambda_config(threads))
+
+    def call(payload: str) -> bool:
+        try:
+            response = client.invoke(FunctionName=function_name, Payload=payload)
+            response["Payload"].read()
+            return True
+        except Exception:
+            return False
+
+    # Open the connection pool first: renderq's worker processes are warm too.
+    warm = [threading.Thread(target=call, args=(payloads[0],)) for _ in range(threads)]
+    for thread in warm:
+        thread.start()
+    for thread in warm:
+        thread.join()
+    ready.put(os.getpid())
+    go.wait()
+    counter = itertools.count()
+    failures: list[int] = []
+
+    def loop() -> None:
+        while (i := next(counter)) < len(payloads):
+            if not call(payloads[i]):
+                failures.append(i)
+
+    started = time.time()
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    results.put((started, time.time(), len(payloads), len(failures)))
+
+
+def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> None:
+    """Put pending renders in flight quickly, for the poll-sweep measurement: Lambda ``start``
+    through renderq's own client (the real payload, with the render's deterministic
+    ``outName``), then ``repository.mark_rendering``.
+
+    The start claim is skipped: nothing else competes for these renders, and the claim's two
+    extra transactions (each a commit, i.e. a WAL flush on PostgreSQL) would triple the set-up
+    time of 10,000 renders. ``mark_rendering`` with no token matches the unclaimed row
+    (``claim_token IS NULL``); should the product ever refuse that, the claim is taken first.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared import repository
+    from shared.errors import IllegalTransition
+    from shared.lambda_budget import frames_per_lambda
+    from shared.lambda_client import get_lambda
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    lam = get_lambda()
+    rows = {row.id: row for row in repository.load_many(render_ids)}
+
+    def one(render_id: str) -> bool:
+        try:
+            row = rows[render_id]
+            started = lam.start(
+                composition=row.composition,
+                input_props=row.input_props,
+                codec=row.codec,
+                width=row.width,
+                height=row.height,
+                fps=row.fps,
+                duration_in_frames=row.duration_in_frames,
+                out_name=row.out_name or repository.out_name_for(row),
+                frames_per_lambda=frames_per_lambda(row.duration_in_frames),
+            )
+            try:
+                repository.mark_rendering(
+                    render_id,
+                    None,  # type: ignore[arg-type]
+                    started.render_id,
+                    started.bucket,
+                )
+            except IllegalTransition:
+                token = uuid.uuid4().hex
+                if repository.claim_start(render_id, token, settings.claim_lease_s) is None:
+                    return False
+                repository.mark_rendering(render_id, token, started.render_id, started.bucket)
+            return True
+        except Exception as exc:
+            print(f"start_inflight: {render_id}: {exc!r}", file=sys.stderr)
+            return False
+
+    with ThreadPoolExecutor(threads) as pool:
+        failed = sum(1 for ok in pool.map(one, render_ids) if not ok)
+    results.put(failed)
+
+
+def _collect(queue: Any, procs: list[Any], count: int, timeout: float) -> list[Any]:
+    """``count`` items from ``queue``; fails fast if every helper died instead of waiting
+    for the whole timeout."""
+    import queue as queue_module
+
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        try:
+            out.append(queue.get(timeout=0.5))
+        except queue_module.Empty:
+            if all(not proc.is_alive() for proc in procs):
+                codes = [proc.exitcode for proc in procs]
+                raise RuntimeError(f"helper processes exited early (exit codes {codes})") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"helper processes gave no result in {timeout:g}s") from None
+    return out
+
+
+@dataclass
+class Helpers:
+    """Spawned helper processes, so that Ctrl-C (or an error) can stop them."""
+
+    live: list[Any] = field(default_factory=list)
+
+    def context(self) -> Any:
+        import multiprocessing
+
+        return multiprocessing.get_context("spawn")
+
+    def run_processes(
+        self, target: Any, arg_lists: list[tuple[Any, ...]], timeout: float
+    ) -> list[Any]:
+        """Run one process per argument tuple; each puts exactly one result on the queue
+        passed as its last argument."""
+        ctx = self.context()
+        results = ctx.Queue()
+        procs = [ctx.Process(target=target, args=(*args, results)) for args in arg_lists]
+        self.live += procs
+        for proc in procs:
+            proc.start()
+        try:
+            return _collect(results, procs, len(procs), timeout)
+        finally:
+            self.stop(procs)
+
+    def bare_invoke(
+        self, function_name: str, payloads: list[str], processes: int, threads: int
+    ) -> dict[str, Any]:
+        """Calls/s of P processes x T threads of bare ``lambda.invoke`` over ``payloads``."""
+        ctx = self.context()
+        ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
+        shares = [payloads[i::processes] for i in range(processes)]
+        procs = [
+            ctx.Process(
+                target=invoke_worker, args=(function_name, share, threads, ready, go, results)
+            )
+            for share in shares
+        ]
+        self.live += procs
+        for proc in procs:
+            proc.start()
+        try:
+            _collect(ready, procs, len(procs), 120)
+            go.set()
+            outcomes = _collect(results, procs, len(procs), 900)
+        finally:
+            self.stop(procs)
+        started = min(o[0] for o in outcomes)
+        ended = max(o[1] for o in outcomes)
+        calls = sum(o[2] for o in outcomes)
+        return {
+            "calls": calls,
+            "errors": sum(o[3] for o in outcomes),
+            "seconds": round(ended - started, 3),
+            "calls_per_s": round(calls / (ended - started), 1),
+        }
+
+    def stop(self, procs: list[Any]) -> None:
+        for proc in procs:
+            if proc.pid is None:  # never started
+                if proc in self.live:
+                    self.live.remove(proc)
+                continue
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+            if proc in self.live:
+                self.live.remove(proc)
+
+    def stop_all(self) -> None:
+        self.stop(list(self.live))

@@ -1,0 +1,95 @@
+"""The benchmark still runs: ``python -m scripts.bench --quick`` on two cheap sections.
+
+Not a timed test (the machine is shared and small): it only proves that the script starts,
+measures, writes the JSON its readers rely on, exits 0 and leaves no Redis keys or databases
+behind. The figures themselves come from a full run (``python -m scripts.bench``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from shared.db import normalize_url
+from tests.conftest import DEFAULT_PG_URL, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(90)
+def test_quick_bench_writes_results_and_cleans_up(redis_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    pg_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL)
+    env = {**os.environ, "REDIS_URL": redis_url}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.bench",
+            "--quick",
+            "--only",
+            "enqueue,throttle",
+            "--out",
+            str(out),
+            "--postgres-url",
+            pg_url,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "throttle overhead p50 / p99" in proc.stdout  # the printed table
+    results = json.loads(out.read_text())
+
+    assert {"machine", "options", "sections", "table", "targets", "errors"} <= results.keys()
+    assert results["errors"] == {}
+    assert results["machine"]["cores"] >= 1 and results["machine"]["cpu_model"]
+    assert results["options"]["quick"] is True
+    assert set(results["sections"]) == {"enqueue", "throttle"}
+
+    enqueue = results["sections"]["enqueue"]
+    assert enqueue["runs"] == 1 and enqueue["settings"]
+    for figures in enqueue["figures"].values():
+        assert figures["single_renders_per_s"] > 0 and figures["batched_renders_per_s"] > 0
+    assert "sqlite" in enqueue["figures"]
+
+    throttle = results["sections"]["throttle"]["figures"]
+    for path in ("hooks", "full_start_path"):
+        assert 0 < throttle[path]["p50_ms"] <= throttle[path]["p99_ms"]
+
+    figures = {row["figure"] for row in results["table"]}
+    assert {"enqueue batched (sqlite)", "throttle overhead p50 / p99"} <= figures
+    statuses = {t["target"].split(" (--quick")[0]: t["status"] for t in results["targets"]}
+    assert statuses["throttle overhead p99 <= 2 ms (middleware hooks)"] in ("met", "NOT met")
+    assert statuses["lifecycle >= 0.10 x bare Dramatiq (postgresql)"] == "not measured"
+
+    # Nothing left behind: the namespaces and databases are named after the bench's pid.
+    client = redis.Redis.from_url(redis_url)
+    leftovers = list(client.scan_iter(match=f"renderq-bench-{proc_pid(results)}-*", count=1000))
+    client.close()
+    assert leftovers == []
+    if results.get("postgres_skipped") is None:
+        engine = sa.create_engine(normalize_url(pg_url))
+        with engine.connect() as conn:
+            names = conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                {"p": f"renderq_bench_{proc_pid(results)}_%"},
+            ).all()
+        engine.dispose()
+        assert names == []
+
+
+def proc_pid(results: dict[str, object]) -> int:
+    pid = results["pid"]
+    assert isinstance(pid, int)
+    return pid
