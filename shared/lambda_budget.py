@@ -129,6 +129,15 @@ class LambdaBudget:
     def release(self, render_id: str) -> None:
         self._release(keys=self.keys, args=[render_id])
 
+    def release_many(self, render_ids: Iterable[str]) -> None:
+        ids = list(render_ids)
+        if ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in self.keys[:2] + self.keys[3:]:
+                pipe.hdel(key, *ids)
+            pipe.zrem(self.keys[2], *ids)
+            pipe.execute()
+
     def in_use(self) -> int:
         return sum(int(v) for v in self.redis.hvals(self.keys[0]))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,6 +47,7 @@ def _row_values(render_id: str, request: RenderRequest, now: datetime) -> dict[s
         "idempotency_key": request.idempotency_key,
         "error_history": [],
         "attempts": 1,
+        "out_name": out_name(render_id, 1, request.codec),
         "start_requests": 0,
         "poll_failures": 0,
         "created_at": now,
@@ -116,6 +117,20 @@ def _cas(
     return row
 
 
+def _update(
+    render_id: str, from_status: RenderStatus, values: dict[str, Any], *conditions: Any
+) -> bool:
+    """Guarded UPDATE without reading the row back (the hot path: claim release, start)."""
+    stmt = (
+        sa.update(Render)
+        .where(col(Render.id) == render_id, col(Render.status) == from_status, *conditions)
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    with get_engine().begin() as conn:
+        return bool(conn.execute(stmt).rowcount)
+
+
 def _current_status(render_id: str) -> str | None:
     with Session(get_engine()) as session:
         status = session.exec(select(Render.status).where(Render.id == render_id)).first()
@@ -144,57 +159,37 @@ def transition(
 # --- starting ------------------------------------------------------------------------------
 
 
-def out_name_for(render: Render) -> str:
+def out_name(render_id: str, attempt: int, codec: str) -> str:
     """Deterministic output key per render attempt.
 
     A repeated ``start`` for the same attempt overwrites the same object instead of producing
-    a second file, and the emulator (or S3) can be asked whether this attempt already started.
+    a second file, and a start with an unknown outcome can be found again by this name.
     """
-    return f"{render.id}-{render.attempts}.{CODEC_EXTENSIONS.get(render.codec, 'mp4')}"
+    return f"{render_id}-{attempt}.{CODEC_EXTENSIONS.get(codec, 'mp4')}"
 
 
 def claim_start(render_id: str, token: str, lease_s: float) -> Render | None:
     """Take the exclusive right to call Lambda ``start`` for a pending render.
 
     Returns None when the render is not pending or another worker holds an unexpired claim.
-    A returned render with ``start_requests > 0`` had a start request whose outcome is unknown
-    (its worker died, or the call timed out): the caller must look for that render before
-    starting another one.
+    The claim counts a start request up front (``start_requests``): every path that then does
+    *not* reach Lambda gives the claim back with ``release_claim``, which takes the count back
+    down. So a claimed render with ``start_requests > 1`` had an earlier start whose outcome is
+    unknown (its worker died, or the call timed out): the caller must look for that render
+    before starting another one.
     """
     now = utcnow()
-    row = _cas(
+    return _cas(
         render_id,
         RenderStatus.PENDING,
         None,
-        {"claim_token": token, "claim_expires_at": now + timedelta(seconds=lease_s)},
+        {
+            "claim_token": token,
+            "claim_expires_at": now + timedelta(seconds=lease_s),
+            "start_requests": Render.start_requests + 1,
+        },
         sa.or_(col(Render.claim_expires_at).is_(None), col(Render.claim_expires_at) < now),
     )
-    if row is not None and row.out_name is None:
-        row = _cas(
-            render_id,
-            RenderStatus.PENDING,
-            None,
-            {"out_name": out_name_for(row)},
-            Render.claim_token == token,
-        )
-    return row
-
-
-def record_start_request(render_id: str, token: str) -> Render:
-    """Count a Lambda start request *before* it is sent, so that a crash during the call leaves
-    a trace (``start_requests``) that makes the next attempt look for the render first."""
-    row = _cas(
-        render_id,
-        RenderStatus.PENDING,
-        None,
-        {"start_requests": Render.start_requests + 1},
-        Render.claim_token == token,
-    )
-    if row is None:
-        raise IllegalTransition(
-            render_id, RenderStatus.PENDING, RenderStatus.RENDERING, _current_status(render_id)
-        )
-    return row
 
 
 def release_claim(
@@ -202,47 +197,45 @@ def release_claim(
     token: str,
     *,
     throttled_until: datetime | None = None,
-    start_not_sent: bool = False,
+    start_may_have_happened: bool = False,
 ) -> bool:
-    """Give the claim back after a start that did not happen (throttled, transient error).
-
-    ``start_not_sent`` undoes ``record_start_request`` when the request certainly did not
-    start a render (a 429, a refused connection, a handled rejection).
-    """
+    """Give the claim back after a start that did not happen (budget full, throttled, a 429,
+    a refused connection). Unless the request may have reached Lambda, the start request the
+    claim counted is taken back."""
     values: dict[str, Any] = {
         "claim_token": None,
         "claim_expires_at": None,
         "throttled_until": throttled_until,
     }
-    if start_not_sent:
+    if not start_may_have_happened:
         values["start_requests"] = sa.case(
             (col(Render.start_requests) > 0, Render.start_requests - 1), else_=0
         )
-    row = _cas(render_id, RenderStatus.PENDING, None, values, Render.claim_token == token)
-    return row is not None
+    return _update(render_id, RenderStatus.PENDING, values, Render.claim_token == token)
 
 
 def set_throttled_until(render_id: str, until: datetime | None) -> None:
     _cas(render_id, RenderStatus.PENDING, None, {"throttled_until": until})
 
 
-def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_bucket: str) -> Render:
-    now = utcnow()
-    return transition(
-        render_id,
-        RenderStatus.PENDING,
-        RenderStatus.RENDERING,
-        Render.claim_token == token,
-        lambda_render_id=lambda_render_id,
-        lambda_bucket=lambda_bucket,
-        claim_token=None,
-        claim_expires_at=None,
-        throttled_until=None,
-        started_at=now,
-        last_polled_at=None,
-        poll_failures=0,
-        progress=0.0,
-    )
+def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_bucket: str) -> None:
+    """``pending -> rendering`` with the Lambda ids, guarded by the claim token."""
+    values = {
+        "status": RenderStatus.RENDERING,
+        "lambda_render_id": lambda_render_id,
+        "lambda_bucket": lambda_bucket,
+        "claim_token": None,
+        "claim_expires_at": None,
+        "throttled_until": None,
+        "started_at": utcnow(),
+        "last_polled_at": None,
+        "poll_failures": 0,
+        "progress": 0.0,
+    }
+    if not _update(render_id, RenderStatus.PENDING, values, Render.claim_token == token):
+        raise IllegalTransition(
+            render_id, RenderStatus.PENDING, RenderStatus.RENDERING, _current_status(render_id)
+        )
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -297,6 +290,66 @@ def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) ->
     ]
     with session_scope() as session:
         session.connection().execute(stmt, rows)
+
+
+class Completion(NamedTuple):
+    render_id: str
+    output_url: str
+    output_size_bytes: int | None
+    cost_usd: float | None
+
+
+class Failure(NamedTuple):
+    render_id: str
+    code: str
+    message: str
+    cost_usd: float | None
+
+
+def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) -> set[str]:
+    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch, in one
+    transaction; every UPDATE is still guarded by ``status = 'rendering'``. Returns the ids
+    this call moved (a render another process moved first is left alone)."""
+    if not completions and not failures:
+        return set()
+    now = utcnow()
+    rendering = _table.c.status == RenderStatus.RENDERING
+    moved: set[str] = set()
+    with get_engine().begin() as conn:
+        for done in completions:
+            result = conn.execute(
+                sa.update(_table)
+                .where(_table.c.id == done.render_id, rendering)
+                .values(
+                    status=RenderStatus.COMPLETE,
+                    progress=1.0,
+                    output_url=done.output_url,
+                    output_size_bytes=done.output_size_bytes,
+                    cost_usd=done.cost_usd,
+                    completed_at=now,
+                    last_polled_at=now,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount:
+                moved.add(done.render_id)
+        for failed in failures:
+            values: dict[str, Any] = {
+                "status": RenderStatus.FAILED,
+                "error_code": failed.code,
+                "error_message": failed.message[:4000],
+                "completed_at": now,
+                "last_polled_at": now,
+                "updated_at": now,
+            }
+            if failed.cost_usd is not None:
+                values["cost_usd"] = failed.cost_usd
+            result = conn.execute(
+                sa.update(_table).where(_table.c.id == failed.render_id, rendering).values(values)
+            )
+            if result.rowcount:
+                moved.add(failed.render_id)
+    return moved
 
 
 def record_poll_failure(render_id: str) -> int | None:
@@ -375,6 +428,7 @@ def replay(render_id: str) -> Render:
         RenderStatus.PENDING,
         Render.attempts == row.attempts,
         attempts=row.attempts + 1,
+        out_name=out_name(render_id, row.attempts + 1, row.codec),
         error_history=history,
         error_code=None,
         error_message=None,
@@ -384,7 +438,6 @@ def replay(render_id: str) -> Render:
         cost_usd=None,
         lambda_render_id=None,
         lambda_bucket=None,
-        out_name=None,
         start_requests=0,
         started_at=None,
         completed_at=None,

@@ -129,7 +129,9 @@ def test_start_waits_for_budget_and_poller_releases_it(
     third_row = renders.get(third)
     assert third_row.status == "pending" and third_row.claim_token is None
     deadline = time.monotonic() + 10
-    while renders.get(first).status != "complete" and time.monotonic() < deadline:
+    while {r.status for r in renders.get_many([first, second])} != {"complete"} and (
+        time.monotonic() < deadline
+    ):
         poller.poll_batch([first, second])
         time.sleep(0.05)
     assert budget.in_use() == 0  # both completed and released

@@ -43,7 +43,8 @@ def new_render(**overrides: object):
 def started(render_id: str):
     token = uuid.uuid4().hex
     assert repository.claim_start(render_id, token, 60) is not None
-    return repository.mark_rendering(render_id, token, "lambda123", "bucket")
+    repository.mark_rendering(render_id, token, "lambda123", "bucket")
+    return renders.get(render_id)
 
 
 def test_insert_is_idempotent_by_id_and_key(db):
@@ -101,7 +102,8 @@ def test_claim_is_exclusive_until_it_expires(db):
         repository.mark_rendering(render.id, "b", "x", "y")
     assert repository.release_claim(render.id, "a")
     claimed = repository.claim_start(render.id, "b", 0.001)
-    assert claimed is not None and claimed.start_requests == 0  # claims alone are not starts
+    # Each claim counts a start request; releasing a claim that sent nothing takes it back.
+    assert claimed is not None and claimed.start_requests == 1
     assert claimed.out_name == f"{render.id}-1.mp4"
     # An expired claim can be taken over (the holder died).
     import time

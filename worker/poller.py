@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
 import structlog
 
 from shared import repository
-from shared.errors import IllegalTransition
 from shared.failpoints import failpoint
 from shared.lambda_budget import get_budget
-from shared.lambda_client import LambdaError, get_lambda
+from shared.lambda_client import LambdaError, RenderProgress, get_lambda
 from shared.log import get_logger
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.redis_client import get_redis
@@ -57,9 +58,6 @@ def claim_slot(redis_client: redis.Redis, slot: int, kind: str = "poll-slot") ->
     interval = settings.poll_interval if kind == "poll-slot" else settings.reconcile_interval
     key = settings.redis_key(kind, str(slot))
     return bool(redis_client.set(key, "1", nx=True, px=int(interval * 2000)))
-
-
-TERMINAL_OUTCOMES = frozenset({"completed", "failed", "timed_out"})
 
 
 def reconcile_budget() -> int:
@@ -107,22 +105,27 @@ def _sweep_key(slot: int) -> str:
     return get_settings().redis_key("poll", "sweep", str(slot))
 
 
+def _running_ttl_ms() -> int:
+    return int(max(10 * get_settings().poll_interval, 60) * 1000)
+
+
 def start_sweep(slot: int) -> list[list[str]] | None:
     """Plan the sweep of ``slot``, or return None to skip this tick.
 
     A tick is skipped when its slot was already swept (duplicate tick, second scheduler) or
     when the previous sweep has not finished: sweeps never pile up, the effective interval
-    simply stretches to the sweep's duration. The "running" mark expires on its own, so a lost
+    simply stretches to the sweep's duration. The "running" mark is taken atomically (SET NX)
+    before anything else, every finished batch renews it, and it expires on its own, so a lost
     batch cannot stop polling for more than ``10 x POLL_INTERVAL`` (at least 60 s).
     """
     settings = get_settings()
     client = get_redis()
     running_key = settings.redis_key("poll", "running")
-    running = client.get(running_key)
-    if running is not None:
-        log.info("previous poll sweep still running; tick skipped", slot=slot, running=running)
+    if not client.set(running_key, slot, nx=True, px=_running_ttl_ms()):
+        log.info("previous poll sweep still running; tick skipped", slot=slot)
         return None
     if not claim_slot(client, slot):
+        _release_running(slot)
         log.debug("poll slot already claimed", slot=slot)
         return None
     reconcile_budget()
@@ -131,9 +134,7 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     if metrics.enabled():
         metrics.gauges(repository.count_in_flight(), get_budget().in_use())
     if batches:
-        ttl_ms = int(max(10 * settings.poll_interval, 60) * 1000)
         pipe = client.pipeline()
-        pipe.set(running_key, slot, px=ttl_ms)
         pipe.hset(
             _sweep_key(slot),
             mapping={"planned_at": time.time(), "batches": len(batches), "renders": renders},
@@ -142,8 +143,20 @@ def start_sweep(slot: int) -> list[list[str]] | None:
         pipe.execute()
     else:
         _record_last_sweep(slot, time.time(), 0, 0, {})
+        _release_running(slot)
     log.info("poll sweep planned", slot=slot, batches=len(batches), renders=renders)
     return batches
+
+
+_RELEASE_IF_MINE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _release_running(slot: int) -> None:
+    client = get_redis()
+    client.eval(_RELEASE_IF_MINE, 1, get_settings().redis_key("poll", "running"), str(slot))
 
 
 def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> None:
@@ -153,6 +166,7 @@ def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> Non
     client = get_redis()
     key = _sweep_key(slot)
     pipe = client.pipeline()
+    pipe.pexpire(get_settings().redis_key("poll", "running"), _running_ttl_ms())
     pipe.hincrby(key, "done", 1)
     pipe.hincrby(key, "polled", polled)
     for outcome, count in outcomes.items():
@@ -166,7 +180,7 @@ def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> Non
     _record_last_sweep(
         slot, float(fields["planned_at"]), int(fields["renders"]), int(fields["polled"]), totals
     )
-    client.delete(get_settings().redis_key("poll", "running"))
+    _release_running(slot)
 
 
 def _record_last_sweep(
@@ -195,21 +209,17 @@ def last_sweep() -> dict[str, object] | None:
 
 
 def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, int]:
-    """Poll a batch concurrently; returns counts of outcomes (for logs and metrics).
+    """Poll a batch: Lambda calls run concurrently on the pool, every write happens here.
 
-    Terminal outcomes are written as they come (guarded transitions); plain progress readings
-    are collected and written with one statement for the whole batch.
+    The pool threads only read progress, so a batch costs one database transaction for all
+    its completions and failures, one statement for all its progress readings and one Redis
+    call to release the budget of finished renders, however many renders it holds.
     """
     renders = [r for r in repository.load_many(render_ids) if r.status == RenderStatus.RENDERING]
-    outcomes: dict[str, int] = {}
-    readings: list[Reading] = []
     context = structlog.contextvars.get_contextvars()
     started = time.monotonic()
-    for outcome, reading in _executor().map(lambda r: _poll_one(r, context), renders):
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        if reading is not None:
-            readings.append(reading)
-    repository.record_progress_many(readings)
+    results = list(_executor().map(lambda r: _read(r, context), renders))
+    outcomes = _apply(results)
     log.info(
         "poll batch done",
         renders=len(renders),
@@ -220,92 +230,118 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, 
     return outcomes
 
 
-def _poll_one(render: Render, context: dict[str, object]) -> tuple[str, Reading | None]:
+@dataclass
+class _Result:
+    render: Render
+    progress: RenderProgress | None = None
+    error: LambdaError | None = None
+    timed_out: bool = False
+
+
+def _read(render: Render, context: dict[str, object]) -> _Result:
+    """Runs on a pool thread: Lambda only, no database."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         **{**context, "render_id": render.id, "user_id": render.user_id}
     )
     try:
-        outcome, reading = poll_render(render)
-        if outcome in TERMINAL_OUTCOMES:
-            get_budget().release(render.id)
-        return outcome, reading
-    except IllegalTransition as exc:
-        # Someone else (a duplicate tick, a replay) moved it first; that is fine.
-        log.info("render moved on while being polled", status=exc.actual)
-        return "raced", None
-    except Exception:
-        log.exception("unexpected error while polling")
-        return "error", None
+        settings = get_settings()
+        if render.started_at and utcnow() - render.started_at > timedelta(
+            seconds=settings.render_timeout
+        ):
+            return _Result(render, timed_out=True)
+        assert render.lambda_render_id and render.lambda_bucket
+        try:
+            progress = get_lambda().progress(render.lambda_render_id, render.lambda_bucket)
+        except LambdaError as exc:
+            return _Result(render, error=exc)
+        failpoint("poll.after_progress")
+        return _Result(render, progress=progress)
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def poll_render(render: Render) -> tuple[str, Reading | None]:
-    """One render's poll; a plain progress reading is returned for the batch to write."""
+def _apply(results: list[_Result]) -> dict[str, int]:
     settings = get_settings()
-    assert render.lambda_render_id and render.lambda_bucket
-    if render.started_at and utcnow() - render.started_at > timedelta(
-        seconds=settings.render_timeout
-    ):
-        repository.fail(
-            render.id,
-            RenderStatus.RENDERING,
-            code=ErrorCode.TIMEOUT,
-            message=f"not done {settings.render_timeout:g}s after it started (RENDER_TIMEOUT)",
-        )
-        metrics.transition("rendering", "failed", ErrorCode.TIMEOUT)
-        log.warning("render timed out", error_code=ErrorCode.TIMEOUT)
-        return "timed_out", None
-    try:
-        progress = get_lambda().progress(render.lambda_render_id, render.lambda_bucket)
-        failpoint("poll.after_progress")
-    except LambdaError as exc:
-        failures = repository.record_poll_failure(render.id)
-        log.warning(
-            "progress call failed", error=str(exc), kind=type(exc).__name__, failures=failures
-        )
-        if failures is not None and failures >= settings.max_poll_failures:
-            repository.fail(
-                render.id,
-                RenderStatus.RENDERING,
-                code=ErrorCode.POLL_FAILED,
-                message=f"progress unreadable for {failures} polls; last error: {exc}",
+    outcomes: Counter[str] = Counter()
+    readings: list[Reading] = []
+    completions: list[repository.Completion] = []
+    failures: list[repository.Failure] = []
+    for result in results:
+        render, progress = result.render, result.progress
+        if result.timed_out:
+            message = f"not done {settings.render_timeout:g}s after it started (RENDER_TIMEOUT)"
+            failures.append(repository.Failure(render.id, ErrorCode.TIMEOUT, message, None))
+        elif result.error is not None:
+            count = repository.record_poll_failure(render.id)
+            log.warning(
+                "progress call failed",
+                render_id=render.id,
+                error=str(result.error),
+                kind=type(result.error).__name__,
+                failures=count,
             )
-            metrics.transition("rendering", "failed", ErrorCode.POLL_FAILED)
-            return "failed", None
-        return "poll_error", None
-    if progress.fatal_error:
-        repository.fail(
-            render.id,
-            RenderStatus.RENDERING,
-            code=ErrorCode.RENDER_ERROR,
-            message=progress.fatal_error,
-            cost_usd=progress.cost_usd,
-        )
-        metrics.transition("rendering", "failed", ErrorCode.RENDER_ERROR)
-        metrics.cost(progress.cost_usd)
-        log.warning("render failed", error_code=ErrorCode.RENDER_ERROR, error=progress.fatal_error)
-        return "failed", None
-    if progress.done:
-        if not progress.output_url:
-            log.warning("render reported done without an output file; polling again")
-            return "in_progress", (render.id, progress.overall, progress.cost_usd)
-        done = repository.complete(
-            render.id,
-            output_url=progress.output_url,
-            output_size_bytes=progress.output_size_bytes,
-            cost_usd=progress.cost_usd,
-        )
+            if count is not None and count >= settings.max_poll_failures:
+                message = f"progress unreadable for {count} polls; last error: {result.error}"
+                failures.append(repository.Failure(render.id, ErrorCode.POLL_FAILED, message, None))
+            else:
+                outcomes["poll_error"] += 1
+        elif progress is None:
+            continue
+        elif progress.fatal_error:
+            failures.append(
+                repository.Failure(
+                    render.id, ErrorCode.RENDER_ERROR, progress.fatal_error, progress.cost_usd
+                )
+            )
+        elif progress.done and progress.output_url:
+            completions.append(
+                repository.Completion(
+                    render.id, progress.output_url, progress.output_size_bytes, progress.cost_usd
+                )
+            )
+        else:
+            if progress.done:
+                log.warning(
+                    "render done without an output file; polling again", render_id=render.id
+                )
+            readings.append((render.id, progress.overall, progress.cost_usd))
+            outcomes["in_progress"] += 1
+    repository.record_progress_many(readings)
+    moved = repository.finish_many(completions, failures)
+    by_id = {r.render.id: r.render for r in results}
+    for done in completions:
+        if done.render_id not in moved:
+            outcomes["raced"] += 1
+            continue
+        outcomes["completed"] += 1
         metrics.transition("rendering", "complete")
         metrics.cost(done.cost_usd)
+        render = by_id[done.render_id]
         log.info(
             "render complete",
+            render_id=render.id,
+            user_id=render.user_id,
             output_url=done.output_url,
             cost_usd=done.cost_usd,
-            seconds=(done.completed_at - done.started_at).total_seconds()
-            if done.completed_at and done.started_at
+            seconds=round((utcnow() - render.started_at).total_seconds(), 3)
+            if render.started_at
             else None,
         )
-        return "completed", None
-    return "in_progress", (render.id, progress.overall, progress.cost_usd)
+    for failed in failures:
+        if failed.render_id not in moved:
+            outcomes["raced"] += 1
+            continue
+        outcomes["timed_out" if failed.code == ErrorCode.TIMEOUT else "failed"] += 1
+        metrics.transition("rendering", "failed", failed.code)
+        metrics.cost(failed.cost_usd)
+        log.warning(
+            "render failed",
+            render_id=failed.render_id,
+            user_id=by_id[failed.render_id].user_id,
+            error_code=failed.code,
+            error=failed.message,
+        )
+    if moved:
+        get_budget().release_many(moved)
+    return dict(outcomes)

@@ -116,31 +116,67 @@ def load_or_create(payload: Any, message_id: str) -> Render:
     return render
 
 
-def prepare(payload: Any, message_id: str) -> Render | None:
-    """Steps before the claim: validate, ensure the row exists, check limits.
-
-    Returns the pending render to start, or None when there is nothing (more) to do.
-    """
+def resolve(payload: Any, message_id: str) -> str | None:
+    """Validate the body and return the id of the render it is about (creating the row for a
+    foreign message), or None when the message was dealt with (its render failed)."""
     try:
-        render = load_or_create(payload, message_id)
+        render_id, request = parse_payload(payload, message_id)
     except _Handled:
         return None
-    if render.status != RenderStatus.PENDING:
-        log.info("render already past pending; duplicate delivery ignored", status=render.status)
+    structlog.contextvars.bind_contextvars(render_id=render_id, user_id=request.user_id)
+    if isinstance(payload, dict) and payload.get("render_id"):
+        return render_id  # the producer wrote the row; claim_and_check finds out if it did not
+    render, created = repository.insert_pending(render_id, request)
+    if created:
+        log.info("render created from foreign message")
+    elif render.id != render_id:
+        structlog.contextvars.bind_contextvars(render_id=render.id)
+        log.info("idempotency key matched an existing render")
+    return render.id
+
+
+def claim_and_check(render_id: str, token: str) -> Render | None:
+    """Take the start claim, then check the stored request against the render limits.
+
+    Claiming first saves a read in the common case; when the claim fails, one read explains
+    why (gone: poison; moved on: duplicate; claimed: wait for the holder).
+    """
+    claimed = repository.claim_start(render_id, token, get_settings().claim_lease_s)
+    if claimed is None:
+        _explain_failed_claim(render_id)
         return None
-    violations = RenderLimits.from_settings().violations(render.as_request())
+    violations = RenderLimits.from_settings().violations(claimed.as_request())
     if violations:
         message = "render limits exceeded: " + "; ".join(map(str, violations))
         try:
             repository.fail(
-                render.id, RenderStatus.PENDING, code=ErrorCode.LIMIT_EXCEEDED, message=message
+                render_id, RenderStatus.PENDING, code=ErrorCode.LIMIT_EXCEEDED, message=message
             )
             metrics.transition("pending", "failed", ErrorCode.LIMIT_EXCEEDED)
             log.warning("render rejected", error_code=ErrorCode.LIMIT_EXCEEDED, reason=message)
         except IllegalTransition as exc:
             log.info("render moved on before it could be rejected", status=exc.actual)
         return None
-    return render
+    return claimed
+
+
+def _explain_failed_claim(render_id: str) -> None:
+    current = renders.get(render_id)
+    if current is None:
+        # Named by the producer (or a replay, or the reconciler), which always writes the row
+        # first: a missing row means something else is wrong; rendering a guess would produce
+        # something nobody can find.
+        reason = f"render_id {render_id!r} does not exist"
+        log.error("dead-lettering message", reason=reason)
+        raise PoisonMessage(reason)
+    if current.status != RenderStatus.PENDING or current.claim_expires_at is None:
+        log.info("render already past pending; duplicate delivery ignored", status=current.status)
+        return
+    # Another worker holds the start claim. If it is alive it will finish and this message
+    # becomes a no-op; if it died, its claim expires and this message must take over. So come
+    # back just after the claim expires instead of acking.
+    wait_ms = int((current.claim_expires_at - utcnow()).total_seconds() * 1000) + 1_000
+    raise Defer(max(wait_ms, 1_000), "start claimed by another worker", counter="claim_waits")
 
 
 def start_render(
@@ -152,26 +188,24 @@ def start_render(
     ``start``; it returns None to go ahead or the milliseconds until the user's next permit.
     """
     failpoint("start.before_claim")
-    render = prepare(payload, message_id)
-    if render is None:
+    render_id = resolve(payload, message_id)
+    if render_id is None:
         return False
     settings = get_settings()
     token = uuid.uuid4().hex
-    claimed = repository.claim_start(render.id, token, settings.claim_lease_s)
+    claimed = claim_and_check(render_id, token)
     if claimed is None:
-        _wait_for_claim_holder(render.id)
         return False
     failpoint("start.after_claim")
     functions = estimate_functions(claimed.duration_in_frames)
     in_use = _admit_or_defer(claimed, token, functions)
     budget = get_budget()
     try:
-        if claimed.start_requests > 0:
+        if claimed.start_requests > 1:
             found = _find_previous_start(claimed)
             if found is not None:
                 return _record_started(claimed, token, found, functions, in_use, recovered=True)
         _confirm_or_defer(claimed, token, confirm_permit)
-        repository.record_start_request(claimed.id, token)
         started = get_lambda().start(
             composition=claimed.composition,
             input_props=claimed.input_props,
@@ -185,7 +219,7 @@ def start_render(
         )
     except LambdaThrottled as exc:
         budget.release(claimed.id)
-        repository.release_claim(claimed.id, token, start_not_sent=True)
+        repository.release_claim(claimed.id, token)
         attempt = int(current_option("lambda_throttles", 0))
         delay = backoff_ms(attempt, base_ms=1_000, max_ms=60_000)
         if exc.retry_after_s:
@@ -197,7 +231,7 @@ def start_render(
         if attempt >= settings.max_start_attempts:
             _fail_start(claimed, ErrorCode.LAMBDA_UNAVAILABLE, f"{attempt} start attempts: {exc}")
             return False
-        repository.release_claim(claimed.id, token, start_not_sent=not exc.may_have_started)
+        repository.release_claim(claimed.id, token, start_may_have_happened=exc.may_have_started)
         log.warning(
             "lambda start failed transiently",
             error=str(exc),
@@ -208,7 +242,7 @@ def start_render(
         raise Defer(delay, f"transient lambda error: {exc}", counter="start_errors") from exc
     except (LambdaRejected, LambdaConfigError) as exc:
         budget.release(claimed.id)
-        repository.release_claim(claimed.id, token, start_not_sent=True)
+        repository.release_claim(claimed.id, token)
         code = (
             ErrorCode.LAMBDA_REJECTED
             if isinstance(exc, LambdaRejected)
@@ -218,22 +252,6 @@ def start_render(
         return False
     failpoint("start.after_lambda_start")
     return _record_started(claimed, token, started, functions, in_use, recovered=False)
-
-
-def _wait_for_claim_holder(render_id: str) -> None:
-    """Another worker holds the start claim. If it is alive it will finish and this message
-    becomes a no-op; if it died, its claim expires and this message must take over. So come
-    back just after the claim expires instead of acking (returns when there is nothing to do)."""
-    current = renders.get(render_id)
-    if (
-        current is None
-        or current.status != RenderStatus.PENDING
-        or current.claim_expires_at is None
-    ):
-        log.info("render is no longer pending; nothing to do")
-        return
-    wait_ms = int((current.claim_expires_at - utcnow()).total_seconds() * 1000) + 1_000
-    raise Defer(max(wait_ms, 1_000), "start claimed by another worker", counter="claim_waits")
 
 
 def _out_name(render: Render) -> str:
