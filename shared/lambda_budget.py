@@ -11,7 +11,8 @@ State lives in Redis (so all workers share it) and every change is one Lua scrip
 * ``<ns>:budget:inflight`` hash render id -> functions held;
 * ``<ns>:budget:admitted`` hash render id -> when it was admitted (ms, Redis clock);
 * ``<ns>:budget:waiting`` zset render id -> created_at (ms): renders waiting for room;
-* ``<ns>:budget:seen`` hash render id -> last time a waiting render asked (ms).
+* ``<ns>:budget:seen`` hash render id -> last time a waiting render asked (ms);
+* ``<ns>:budget:used`` the running total of ``inflight`` (so admission is O(1)).
 
 The budget is released when a render completes, fails or times out (the poller), when its start
 fails, and by ``reconcile`` for renders whose worker died holding it.
@@ -52,18 +53,17 @@ def estimate_functions(frames: int) -> int:
     return 1 + min(MAX_FUNCTIONS_PER_RENDER, math.ceil(frames / frames_per_lambda(frames)))
 
 
-# KEYS: inflight, admitted, waiting, seen.
+# KEYS: inflight, admitted, waiting, seen, used.
 # ARGV: render id, functions, created_ms, budget, stale_ms.
 # Returns {1 admitted | 0 waiting, functions in use after the call}.
 _ADMIT = """
-local inflight, admitted, waiting, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local inflight, admitted, waiting, seen, used_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, need, created = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local budget, stale = tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local used = 0
-for _, v in ipairs(redis.call('HVALS', inflight)) do used = used + tonumber(v) end
+local used = tonumber(redis.call('GET', used_key) or '0')
 if redis.call('HEXISTS', inflight, id) == 1 then return {1, used} end
 
 -- Forget waiters that stopped asking (their render started elsewhere, failed or was lost),
@@ -86,6 +86,7 @@ end
 if fits then
   redis.call('HSET', inflight, id, need)
   redis.call('HSET', admitted, id, now)
+  redis.call('INCRBY', used_key, need)
   redis.call('ZREM', waiting, id)
   redis.call('HDEL', seen, id)
   return {1, used + need}
@@ -95,11 +96,21 @@ redis.call('HSET', seen, id, now)
 return {0, used}
 """
 
+# KEYS as above; ARGV: render ids. The running total moves with the holders, atomically.
 _RELEASE = """
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return redis.call('HDEL', KEYS[4], ARGV[1])
+local released = 0
+for _, id in ipairs(ARGV) do
+  local held = redis.call('HGET', KEYS[1], id)
+  if held then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('DECRBY', KEYS[5], tonumber(held))
+    released = released + 1
+  end
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+end
+return released
 """
 
 
@@ -112,6 +123,7 @@ class LambdaBudget:
             settings.redis_key("budget", "admitted"),
             settings.redis_key("budget", "waiting"),
             settings.redis_key("budget", "seen"),
+            settings.redis_key("budget", "used"),
         ]
         self._admit = self.redis.register_script(_ADMIT)
         self._release = self.redis.register_script(_RELEASE)
@@ -127,19 +139,15 @@ class LambdaBudget:
         return bool(ok), int(used)
 
     def release(self, render_id: str) -> None:
-        self._release(keys=self.keys, args=[render_id])
+        self.release_many([render_id])
 
     def release_many(self, render_ids: Iterable[str]) -> None:
         ids = list(render_ids)
-        if ids:
-            pipe = self.redis.pipeline(transaction=False)
-            for key in self.keys[:2] + self.keys[3:]:
-                pipe.hdel(key, *ids)
-            pipe.zrem(self.keys[2], *ids)
-            pipe.execute()
+        for start in range(0, len(ids), 500):
+            self._release(keys=self.keys, args=ids[start : start + 500])
 
     def in_use(self) -> int:
-        return sum(int(v) for v in self.redis.hvals(self.keys[0]))
+        return int(self.redis.get(self.keys[4]) or 0)
 
     def holders(self) -> dict[str, int]:
         raw: dict[bytes, bytes] = self.redis.hgetall(self.keys[0])  # type: ignore[assignment]

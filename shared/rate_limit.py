@@ -13,6 +13,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import redis
 from pyrate_limiter import Rate
@@ -48,8 +49,12 @@ class Quota:
 
 def effective_rates(user_id: str) -> list[Rate]:
     """The user's rates with the start-latency margin added to each window."""
-    margin = get_settings().rate_limit_margin_ms
-    return [Rate(r.limit, r.interval + margin) for r in parse_rates(rate_spec_for(user_id))]
+    return _with_margin(rate_spec_for(user_id), get_settings().rate_limit_margin_ms)
+
+
+@lru_cache(maxsize=256)
+def _with_margin(spec: str, margin_ms: int) -> list[Rate]:
+    return [Rate(r.limit, r.interval + margin_ms) for r in parse_rates(spec)]
 
 
 class UserRateLimiter:

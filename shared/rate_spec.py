@@ -8,6 +8,7 @@ render.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pyrate_limiter import Rate
 
@@ -30,8 +31,13 @@ _UNITS_MS = {
 _PART = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$", re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
 def parse_rates(spec: str) -> list[Rate]:
-    """``"5/hour"`` -> ``[Rate(5, 3_600_000)]``; several comma-separated rates all apply."""
+    """``"5/hour"`` -> ``[Rate(5, 3_600_000)]``; several comma-separated rates all apply.
+
+    Cached: workers parse the same few specs for every message. Callers must not mutate the
+    returned list.
+    """
     rates: list[Rate] = []
     for part in spec.split(","):
         match = _PART.match(part)

@@ -114,6 +114,21 @@ return moved
 """
 
 
+_registered: dict[int, tuple[Any, Any, Any]] = {}
+
+
+def _scripts(redis: Redis) -> tuple[Any, Any, Any]:
+    """The bucket's scripts, registered once per client (hashing them per bucket is waste)."""
+    scripts = _registered.get(id(redis))
+    if scripts is None:
+        scripts = _registered[id(redis)] = (
+            redis.register_script(_PUT),
+            redis.register_script(_RESTAMP),
+            redis.register_script(_TOUCH),
+        )
+    return scripts
+
+
 class ExactRedisBucket(AbstractBucket):
     """Sliding-window-log bucket whose check-and-insert is one Redis script on Redis time.
 
@@ -128,9 +143,7 @@ class ExactRedisBucket(AbstractBucket):
         self.redis = redis
         self.bucket_key = bucket_key
         self.failing_rate = None
-        self._script = redis.register_script(_PUT)
-        self._restamp = redis.register_script(_RESTAMP)
-        self._touch = redis.register_script(_TOUCH)
+        self._script, self._restamp, self._touch = _scripts(redis)
 
     def now(self) -> int:
         seconds, micros = self.redis.time()

@@ -22,6 +22,108 @@ from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
 from shared.render_request import CODEC_EXTENSIONS, RenderRequest
 
 _table = Render.__table__  # type: ignore[attr-defined]
+_c = _table.c
+_now: sa.BindParameter[Any] = sa.bindparam("now")
+
+# The hot path (claim, start, poll) uses statements built once with bind parameters: building
+# a statement costs more Python time than executing a cached one.
+_CLAIM = (
+    sa.update(Render)
+    .where(
+        _c.id == sa.bindparam("rid"),
+        _c.status == RenderStatus.PENDING,
+        sa.or_(_c.claim_expires_at.is_(None), _c.claim_expires_at < _now),
+    )
+    .values(
+        claim_token=sa.bindparam("token"),
+        claim_expires_at=sa.bindparam("expires"),
+        start_requests=_c.start_requests + 1,
+        updated_at=_now,
+    )
+    .returning(Render)
+    .execution_options(synchronize_session=False)
+)
+_RELEASE_VALUES = {
+    "claim_token": None,
+    "claim_expires_at": None,
+    "throttled_until": sa.bindparam("throttled_until"),
+    "updated_at": _now,
+}
+_RELEASE_WHERE = (
+    _c.id == sa.bindparam("rid"),
+    _c.status == RenderStatus.PENDING,
+    _c.claim_token == sa.bindparam("token"),
+)
+_RELEASE_KEEP_COUNT = sa.update(_table).where(*_RELEASE_WHERE).values(_RELEASE_VALUES)
+_RELEASE = (
+    sa.update(_table)
+    .where(*_RELEASE_WHERE)
+    .values(
+        {
+            **_RELEASE_VALUES,
+            "start_requests": sa.case((_c.start_requests > 0, _c.start_requests - 1), else_=0),
+        }
+    )
+)
+_MARK_RENDERING = (
+    sa.update(_table)
+    .where(
+        _c.id == sa.bindparam("rid"),
+        _c.status == RenderStatus.PENDING,
+        _c.claim_token == sa.bindparam("token"),
+    )
+    .values(
+        status=RenderStatus.RENDERING,
+        lambda_render_id=sa.bindparam("lambda_render_id"),
+        lambda_bucket=sa.bindparam("lambda_bucket"),
+        claim_token=None,
+        claim_expires_at=None,
+        throttled_until=None,
+        started_at=_now,
+        last_polled_at=None,
+        poll_failures=0,
+        progress=0.0,
+        updated_at=_now,
+    )
+)
+_PROGRESS = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _c.status == RenderStatus.RENDERING)
+    .values(
+        progress=sa.case((_c.progress < sa.bindparam("p"), sa.bindparam("p")), else_=_c.progress),
+        cost_usd=sa.bindparam("cost"),
+        last_polled_at=_now,
+        poll_failures=0,
+        updated_at=_now,
+    )
+)
+_COMPLETE = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _c.status == RenderStatus.RENDERING)
+    .values(
+        status=RenderStatus.COMPLETE,
+        progress=1.0,
+        output_url=sa.bindparam("url"),
+        output_size_bytes=sa.bindparam("size"),
+        cost_usd=sa.bindparam("cost"),
+        completed_at=_now,
+        last_polled_at=_now,
+        updated_at=_now,
+    )
+)
+_FAIL_RENDERING = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _c.status == RenderStatus.RENDERING)
+    .values(
+        status=RenderStatus.FAILED,
+        error_code=sa.bindparam("code"),
+        error_message=sa.bindparam("message"),
+        cost_usd=sa.func.coalesce(sa.bindparam("cost", type_=sa.Float), _c.cost_usd),
+        completed_at=_now,
+        last_polled_at=_now,
+        updated_at=_now,
+    )
+)
 
 
 def _insert_statement(rows: list[dict[str, Any]]) -> Any:
@@ -179,17 +281,14 @@ def claim_start(render_id: str, token: str, lease_s: float) -> Render | None:
     before starting another one.
     """
     now = utcnow()
-    return _cas(
-        render_id,
-        RenderStatus.PENDING,
-        None,
-        {
-            "claim_token": token,
-            "claim_expires_at": now + timedelta(seconds=lease_s),
-            "start_requests": Render.start_requests + 1,
-        },
-        sa.or_(col(Render.claim_expires_at).is_(None), col(Render.claim_expires_at) < now),
-    )
+    params = {
+        "rid": render_id,
+        "token": token,
+        "expires": now + timedelta(seconds=lease_s),
+        "now": now,
+    }
+    with session_scope() as session:
+        return session.execute(_CLAIM, params).scalars().first()
 
 
 def release_claim(
@@ -202,16 +301,10 @@ def release_claim(
     """Give the claim back after a start that did not happen (budget full, throttled, a 429,
     a refused connection). Unless the request may have reached Lambda, the start request the
     claim counted is taken back."""
-    values: dict[str, Any] = {
-        "claim_token": None,
-        "claim_expires_at": None,
-        "throttled_until": throttled_until,
-    }
-    if not start_may_have_happened:
-        values["start_requests"] = sa.case(
-            (col(Render.start_requests) > 0, Render.start_requests - 1), else_=0
-        )
-    return _update(render_id, RenderStatus.PENDING, values, Render.claim_token == token)
+    stmt = _RELEASE_KEEP_COUNT if start_may_have_happened else _RELEASE
+    params = {"rid": render_id, "token": token, "throttled_until": throttled_until, "now": utcnow()}
+    with get_engine().begin() as conn:
+        return bool(conn.execute(stmt, params).rowcount)
 
 
 def set_throttled_until(render_id: str, until: datetime | None) -> None:
@@ -220,19 +313,16 @@ def set_throttled_until(render_id: str, until: datetime | None) -> None:
 
 def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_bucket: str) -> None:
     """``pending -> rendering`` with the Lambda ids, guarded by the claim token."""
-    values = {
-        "status": RenderStatus.RENDERING,
+    params = {
+        "rid": render_id,
+        "token": token,
         "lambda_render_id": lambda_render_id,
         "lambda_bucket": lambda_bucket,
-        "claim_token": None,
-        "claim_expires_at": None,
-        "throttled_until": None,
-        "started_at": utcnow(),
-        "last_polled_at": None,
-        "poll_failures": 0,
-        "progress": 0.0,
+        "now": utcnow(),
     }
-    if not _update(render_id, RenderStatus.PENDING, values, Render.claim_token == token):
+    with get_engine().begin() as conn:
+        moved = conn.execute(_MARK_RENDERING, params).rowcount
+    if not moved:
         raise IllegalTransition(
             render_id, RenderStatus.PENDING, RenderStatus.RENDERING, _current_status(render_id)
         )
@@ -267,29 +357,12 @@ def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) ->
     if not readings:
         return
     now = utcnow()
-    stmt = (
-        sa.update(_table)
-        .where(
-            _table.c.id == sa.bindparam("rid"),
-            _table.c.status == RenderStatus.RENDERING,
-        )
-        .values(
-            progress=sa.case(
-                (_table.c.progress < sa.bindparam("p"), sa.bindparam("p")),
-                else_=_table.c.progress,
-            ),
-            cost_usd=sa.bindparam("cost"),
-            last_polled_at=now,
-            poll_failures=0,
-            updated_at=now,
-        )
-    )
     rows = [
-        {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost}
+        {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost, "now": now}
         for rid, progress, cost in readings
     ]
-    with session_scope() as session:
-        session.connection().execute(stmt, rows)
+    with get_engine().begin() as conn:
+        conn.execute(_PROGRESS, rows)
 
 
 class Completion(NamedTuple):
@@ -313,41 +386,27 @@ def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) 
     if not completions and not failures:
         return set()
     now = utcnow()
-    rendering = _table.c.status == RenderStatus.RENDERING
     moved: set[str] = set()
     with get_engine().begin() as conn:
         for done in completions:
-            result = conn.execute(
-                sa.update(_table)
-                .where(_table.c.id == done.render_id, rendering)
-                .values(
-                    status=RenderStatus.COMPLETE,
-                    progress=1.0,
-                    output_url=done.output_url,
-                    output_size_bytes=done.output_size_bytes,
-                    cost_usd=done.cost_usd,
-                    completed_at=now,
-                    last_polled_at=now,
-                    updated_at=now,
-                )
-            )
-            if result.rowcount:
+            params = {
+                "rid": done.render_id,
+                "url": done.output_url,
+                "size": done.output_size_bytes,
+                "cost": done.cost_usd,
+                "now": now,
+            }
+            if conn.execute(_COMPLETE, params).rowcount:
                 moved.add(done.render_id)
         for failed in failures:
-            values: dict[str, Any] = {
-                "status": RenderStatus.FAILED,
-                "error_code": failed.code,
-                "error_message": failed.message[:4000],
-                "completed_at": now,
-                "last_polled_at": now,
-                "updated_at": now,
+            params = {
+                "rid": failed.render_id,
+                "code": failed.code,
+                "message": failed.message[:4000],
+                "cost": failed.cost_usd,
+                "now": now,
             }
-            if failed.cost_usd is not None:
-                values["cost_usd"] = failed.cost_usd
-            result = conn.execute(
-                sa.update(_table).where(_table.c.id == failed.render_id, rendering).values(values)
-            )
-            if result.rowcount:
+            if conn.execute(_FAIL_RENDERING, params).rowcount:
                 moved.add(failed.render_id)
     return moved
 
