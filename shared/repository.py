@@ -27,8 +27,8 @@ _now: sa.BindParameter[Any] = sa.bindparam("now")
 
 # The hot path (claim, start, poll) uses statements built once with bind parameters: building
 # a statement costs more Python time than executing a cached one.
-_CLAIM = (
-    sa.update(Render)
+_CLAIM_CORE = (
+    sa.update(_table)
     .where(
         _c.id == sa.bindparam("rid"),
         _c.status == RenderStatus.PENDING,
@@ -40,9 +40,11 @@ _CLAIM = (
         start_requests=_c.start_requests + 1,
         updated_at=_now,
     )
-    .returning(Render)
-    .execution_options(synchronize_session=False)
+    .returning(*_c)
 )
+# Hydrating the returned row through a plain SELECT mapping is much cheaper than the ORM's
+# bulk-UPDATE machinery.
+_CLAIM = sa.select(Render).from_statement(_CLAIM_CORE)
 _RELEASE_VALUES = {
     "claim_token": None,
     "claim_expires_at": None,
@@ -530,6 +532,20 @@ def count_in_flight() -> dict[str, int]:
             ).one()
             for status in (RenderStatus.PENDING, RenderStatus.RENDERING)
         }
+
+
+def claim_states(render_ids: Iterable[str]) -> dict[str, tuple[str, datetime | None]]:
+    """(status, claim_expires_at) per render id, without loading whole rows."""
+    ids = list(render_ids)
+    states: dict[str, tuple[str, datetime | None]] = {}
+    with get_engine().connect() as conn:
+        for start in range(0, len(ids), 1000):
+            stmt = sa.select(_c.id, _c.status, _c.claim_expires_at).where(
+                _c.id.in_(ids[start : start + 1000])
+            )
+            for rid, status, expires in conn.execute(stmt):
+                states[rid] = (str(status), expires)
+    return states
 
 
 def latest_bucket() -> str | None:

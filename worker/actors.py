@@ -91,4 +91,5 @@ def reconcile(slot: int) -> None:
     if not poller.claim_slot(broker.client, slot, kind="reconcile-slot"):
         return
     requeued = reconciler.reconcile(broker)
-    log.info("reconciliation pass", slot=slot, requeued=requeued)
+    released = poller.reconcile_budget()
+    log.info("reconciliation pass", slot=slot, requeued=requeued, budget_released=released)

@@ -65,23 +65,23 @@ def reconcile_budget() -> int:
 
     The poller releases a render's functions when it sees it finish; this catches the rest: a
     worker that died between admission and ``rendering``, a release lost to a crash, a render
-    moved by an operator. Returns how many holders were released.
+    moved by an operator. Runs with each reconciliation pass. Returns how many were released.
     """
     budget = get_budget()
     holders = budget.holders()
     if not holders:
         return 0
-    rows = {r.id: r for r in repository.load_many(holders)}
+    rows = repository.claim_states(holders)
     admitted = budget.admitted_at_ms(holders)
     now_ms = budget.redis_now_ms()
     now = utcnow()
     released = 0
     for render_id in holders:
-        render = rows.get(render_id)
-        if render is None or render.status in (RenderStatus.COMPLETE, RenderStatus.FAILED):
+        status, claim_expires_at = rows.get(render_id, (None, None))
+        if status is None or status in (RenderStatus.COMPLETE, RenderStatus.FAILED):
             stale = True
-        elif render.status == RenderStatus.PENDING:
-            claim_live = render.claim_expires_at is not None and render.claim_expires_at > now
+        elif status == RenderStatus.PENDING:
+            claim_live = claim_expires_at is not None and claim_expires_at > now
             stale = not claim_live and now_ms - admitted.get(render_id, 0) > 5_000
         else:
             stale = False
@@ -128,7 +128,6 @@ def start_sweep(slot: int) -> list[list[str]] | None:
         _release_running(slot)
         log.debug("poll slot already claimed", slot=slot)
         return None
-    reconcile_budget()
     batches = plan_sweep()
     renders = sum(map(len, batches))
     if metrics.enabled():

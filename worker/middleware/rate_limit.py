@@ -29,6 +29,7 @@ from dramatiq.middleware import SkipMessage
 
 from shared.log import get_logger
 from shared.rate_limit import Permit, get_limiter
+from shared.settings import get_settings
 from worker import metrics
 from worker.defer import defer_message
 
@@ -64,7 +65,7 @@ class UserRateLimit(Middleware):
             return
         permit = self._acquire(broker, message, user_id)
         if permit.allowed:
-            message.options[PERMIT_OPTION] = [user_id, permit.member]
+            message.options[PERMIT_OPTION] = [user_id, permit.member, time.monotonic()]
             return
         delay = permit.wait_ms + random.randint(0, max(50, permit.wait_ms // 20))
         until = datetime.now(UTC) + timedelta(milliseconds=delay)
@@ -84,7 +85,7 @@ class UserRateLimit(Middleware):
         permit = message.options.pop(PERMIT_OPTION, None)
         started = message.options.pop(STARTED_OPTION, False)
         if permit and not started:
-            user_id, member = permit
+            user_id, member, _ = permit
             try:
                 get_limiter().refund(user_id, member)
             except Exception:
@@ -124,20 +125,28 @@ class UserRateLimit(Middleware):
                 backoff = min(backoff * 2, 10.0)
 
 
+def _fresh(stamped_at: float) -> bool:
+    """Stamped so recently that the window margin covers the time until the start: a
+    re-stamp would move the entry by less than the margin already allows for."""
+    return time.monotonic() - stamped_at < get_settings().rate_limit_margin_ms / 2000
+
+
 def confirm_permit(message: Any) -> int | None:
     """Right before the throttled work starts, move the message's permit to "now".
 
     The permit was taken when the message arrived; the start may follow after database work,
-    a claim and the Lambda budget. Re-stamping makes the user's window count the start itself.
+    a claim and the Lambda budget. Re-stamping makes the user's window count the start itself
+    (skipped when the permit is fresh: ``RATE_LIMIT_MARGIN_MS`` covers that much delay).
     Returns None to go ahead, or the milliseconds to wait (the permit is then gone).
     Redis errors propagate: the caller must not start without a confirmed permit.
     """
     permit = message.options.get(PERMIT_OPTION) if message is not None else None
-    if not permit:
+    if not permit or _fresh(permit[2]):
         return None
-    user_id, member = permit
+    user_id, member, _ = permit
     result = get_limiter().confirm(user_id, member)
     if result.allowed:
+        permit[2] = time.monotonic()
         return None
     message.options.pop(PERMIT_OPTION, None)
     return result.wait_ms
@@ -145,11 +154,12 @@ def confirm_permit(message: Any) -> int | None:
 
 def mark_started(message: Any) -> None:
     """Called by an actor once the rate-limited work really started: keep the permit, and
-    stamp it with the current time (the start has happened by now)."""
+    stamp it with the current time (the start has happened by now) unless the stamp is fresh
+    enough that the margin covers the start call."""
     message.options[STARTED_OPTION] = True
     permit = message.options.get(PERMIT_OPTION)
-    if permit:
+    if permit and not _fresh(permit[2]):
         try:
-            get_limiter().touch(*permit)
+            get_limiter().touch(permit[0], permit[1])
         except Exception:
             log.warning("could not re-stamp the permit after the start", exc_info=True)
