@@ -1,0 +1,83 @@
+"""A full run with real-looking credentials configured: no secret appears in any log line,
+including the tracebacks of a database outage and the Lambda errors of a bad run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from shared import renders
+from shared.db import normalize_url
+from shared.producer import enqueue_renders
+from shared.render_request import RenderRequest
+from tests.support import TcpProxy, emulator_call, wait_until
+
+pytestmark = pytest.mark.e2e
+
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+DB_PASSWORD = "pg-Pa55w0rd-not-for-logs"
+
+
+def test_no_secret_in_any_log_line(env, use_db, pg_database_url, workers, emulator, monkeypatch):
+    engine = sa.create_engine(normalize_url(pg_database_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
+    engine.dispose()
+    use_db(pg_database_url)
+    host_port = pg_database_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+    proxy = TcpProxy(host, int(port))
+    # Trust auth ignores the password, but it is in the URL every worker uses.
+    proxied = pg_database_url.replace(
+        f"postgres@{host_port}", f"postgres:{DB_PASSWORD}@127.0.0.1:{proxy.port}"
+    )
+    for key, value in {
+        "REMOTION_AWS_ACCESS_KEY_ID": KEY_ID,
+        "REMOTION_AWS_SECRET_ACCESS_KEY": SECRET,
+        "LOG_LEVEL": "DEBUG",
+    }.items():
+        monkeypatch.setenv(key, value)
+        env[key] = value
+    emulator_call(emulator.url, "/_emulator/faults", {"crash_starts": 2, "throttle_status": 3})
+
+    def req(i: int, **props: object) -> RenderRequest:
+        return RenderRequest(
+            user_id="u",
+            generation_id=f"s{i}",
+            composition="Main",
+            width=1280,
+            height=720,
+            fps=30,
+            duration_in_frames=60,
+            input_props=dict(props),
+        )
+
+    stored = enqueue_renders(
+        [req(i) for i in range(6)] + [req(9, __emulator__={"fatal_at": 0.3, "message": "boom"})]
+    )
+    ids = [r.id for r in stored]
+    try:
+        workers.start_worker(processes=1, threads=4, extra_env={"DATABASE_URL": proxied})
+        workers.start_scheduler(extra_env={"DATABASE_URL": proxied})
+        wait_until(
+            lambda: any(r.status != "pending" for r in renders.get_many(ids)),
+            timeout=30,
+            what="work",
+        )
+        proxy.cut()  # a database outage: errors with tracebacks in the logs
+        time.sleep(3)
+        proxy.restore()
+        wait_until(
+            lambda: all(r.status in ("complete", "failed") for r in renders.get_many(ids)),
+            timeout=90,
+            what="renders terminal",
+        )
+    finally:
+        proxy.close()
+    logs = workers.all_logs()
+    assert "Traceback" in logs or '"exception"' in logs, "the outage should have logged errors"
+    for secret in (KEY_ID, SECRET, DB_PASSWORD):
+        assert secret not in logs, f"{secret[:6]}... leaked into the logs"
