@@ -221,20 +221,6 @@ def _cas(
     return row
 
 
-def _update(
-    render_id: str, from_status: RenderStatus, values: dict[str, Any], *conditions: Any
-) -> bool:
-    """Guarded UPDATE without reading the row back (the hot path: claim release, start)."""
-    stmt = (
-        sa.update(Render)
-        .where(col(Render.id) == render_id, col(Render.status) == from_status, *conditions)
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    with get_engine().begin() as conn:
-        return bool(conn.execute(stmt).rowcount)
-
-
 def _current_status(render_id: str) -> str | None:
     with Session(get_engine()) as session:
         status = session.exec(select(Render.status).where(Render.id == render_id)).first()
@@ -333,23 +319,6 @@ def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_buc
 # --- progress ------------------------------------------------------------------------------
 
 
-def record_progress(render_id: str, progress: float, cost_usd: float | None) -> bool:
-    """Store a progress reading; progress never moves backwards (Remotion's sometimes does)."""
-    progress = min(max(progress, 0.0), 1.0)
-    row = _cas(
-        render_id,
-        RenderStatus.RENDERING,
-        None,
-        {
-            "progress": sa.case((col(Render.progress) < progress, progress), else_=Render.progress),
-            "cost_usd": cost_usd,
-            "last_polled_at": utcnow(),
-            "poll_failures": 0,
-        },
-    )
-    return row is not None
-
-
 def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) -> None:
     """Store a batch of (render id, progress, cost) readings in one executemany UPDATE.
 
@@ -422,22 +391,6 @@ def record_poll_failure(render_id: str) -> int | None:
         {"poll_failures": Render.poll_failures + 1, "last_polled_at": utcnow()},
     )
     return None if row is None else row.poll_failures
-
-
-def complete(
-    render_id: str, *, output_url: str, output_size_bytes: int | None, cost_usd: float | None
-) -> Render:
-    return transition(
-        render_id,
-        RenderStatus.RENDERING,
-        RenderStatus.COMPLETE,
-        progress=1.0,
-        output_url=output_url,
-        output_size_bytes=output_size_bytes,
-        cost_usd=cost_usd,
-        completed_at=utcnow(),
-        last_polled_at=utcnow(),
-    )
 
 
 def fail(

@@ -64,12 +64,14 @@ def test_full_lifecycle_and_timestamps(db):
     rendering = started(render.id)
     assert rendering.status == RenderStatus.RENDERING
     assert rendering.started_at is not None and rendering.lambda_render_id == "lambda123"
-    assert repository.record_progress(render.id, 0.5, 0.001)
-    assert repository.record_progress(render.id, 0.3, 0.002)  # never moves backwards
+    repository.record_progress_many([(render.id, 0.5, 0.001)])
+    repository.record_progress_many([(render.id, 0.3, 0.002)])  # never moves backwards
     assert renders.get(render.id).progress == pytest.approx(0.5)
-    done = repository.complete(
-        render.id, output_url="https://x/out.mp4", output_size_bytes=123, cost_usd=0.01
+    moved = repository.finish_many(
+        [repository.Completion(render.id, "https://x/out.mp4", 123, 0.01)], []
     )
+    assert moved == {render.id}
+    done = renders.get(render.id)
     assert done.status == RenderStatus.COMPLETE and done.progress == 1.0
     assert done.completed_at >= done.started_at >= done.created_at
     assert done.model_dump(mode="json")["status"] == "complete"
@@ -88,8 +90,10 @@ def test_illegal_moves_raise(db, frm, to):
 def test_transition_from_wrong_state_reports_actual(db):
     render = new_render()
     with pytest.raises(IllegalTransition) as info:
-        repository.complete(render.id, output_url="u", output_size_bytes=1, cost_usd=0)
+        repository.transition(render.id, RenderStatus.RENDERING, RenderStatus.COMPLETE)
     assert info.value.actual == "pending"
+    # A poll result for a render that is not rendering moves nothing.
+    assert repository.finish_many([repository.Completion(render.id, "u", 1, 0)], []) == set()
     with pytest.raises(RenderNotFound):
         repository.transition("nope", RenderStatus.PENDING, RenderStatus.FAILED)
 
@@ -181,7 +185,7 @@ def test_poll_failures_count_and_reset(db):
     started(render.id)
     assert repository.record_poll_failure(render.id) == 1
     assert repository.record_poll_failure(render.id) == 2
-    repository.record_progress(render.id, 0.1, None)
+    repository.record_progress_many([(render.id, 0.1, None)])
     assert renders.get(render.id).poll_failures == 0
     assert repository.rendering_ids() == [render.id]
 
@@ -190,7 +194,7 @@ def test_progress_readings_are_written_in_one_batch(db):
     a, b, c = new_render(), new_render(), new_render()
     started(a.id)
     started(b.id)
-    repository.record_progress(a.id, 0.6, None)
+    repository.record_progress_many([(a.id, 0.6, None)])
     # c is still pending: a reading for it must not touch it.
     repository.record_progress_many([(a.id, 0.4, 0.01), (b.id, 0.5, 0.02), (c.id, 0.9, 0.03)])
     ra, rb, rc = renders.get(a.id), renders.get(b.id), renders.get(c.id)

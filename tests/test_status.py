@@ -116,12 +116,12 @@ def known_state(db, env, namespace, redis_url) -> dict[str, Any]:
     # rendering: two, the older one with progress.
     older = start_rendering("u1", "Intro")
     backdate(older, started_at=now - timedelta(seconds=90))
-    repository.record_progress(older, 0.25, 0.01)
+    repository.record_progress_many([(older, 0.25, 0.01)])
     newer = start_rendering("u2", "Recap")
 
     # complete: one.
     done = start_rendering("u3")
-    repository.complete(done, output_url="https://x/out.mp4", output_size_bytes=10, cost_usd=0.1)
+    repository.finish_many([repository.Completion(done, "https://x/out.mp4", 10, 0.1)], [])
 
     # failed: two render errors and a limit violation this hour, a timeout two hours ago.
     for _ in range(2):
