@@ -128,10 +128,12 @@ _FAIL_RENDERING = (
 )
 
 
-def _insert_statement(rows: list[dict[str, Any]]) -> Any:
-    dialect = get_engine().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(_table).values(rows).on_conflict_do_nothing()
+_INSERT = {
+    # Executed with a list of rows: SQLAlchemy batches them ("insertmanyvalues") with a cached
+    # statement, where .values(rows) would compile a new giant statement for every batch.
+    name: module.insert(_table).on_conflict_do_nothing().returning(_c.id)
+    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def _row_values(render_id: str, request: RenderRequest, now: datetime) -> dict[str, Any]:
@@ -172,8 +174,10 @@ def insert_pending_many(
         return []
     now = utcnow()
     rows = [_row_values(rid, req, now) for rid, req in items]
-    with session_scope() as session:
-        created = set(session.execute(_insert_statement(rows).returning(_table.c.id)).scalars())
+    engine = get_engine()
+    with engine.begin() as conn:
+        result = conn.execute(_INSERT[engine.dialect.name], rows)
+        created = set(result.scalars())
     ids = [rid for rid, _ in items]
     keys = [req.idempotency_key for _, req in items if req.idempotency_key]
     condition: sa.ColumnElement[bool] = col(Render.id).in_(ids)
