@@ -41,6 +41,7 @@ from shared.log import get_logger
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
+from shared.repository import Claim
 from shared.settings import get_settings
 from worker import metrics
 from worker.defer import Defer, backoff_ms, current_option, jittered
@@ -135,7 +136,7 @@ def resolve(payload: Any, message_id: str) -> str | None:
     return render.id
 
 
-def claim_and_check(render_id: str, token: str) -> Render | None:
+def claim_and_check(render_id: str, token: str) -> Claim | None:
     """Take the start claim, then check the stored request against the render limits.
 
     Claiming first saves a read in the common case; when the claim fails, one read explains
@@ -254,12 +255,12 @@ def start_render(
     return _record_started(claimed, token, started, functions, in_use, recovered=False)
 
 
-def _out_name(render: Render) -> str:
+def _out_name(render: Claim) -> str:
     assert render.out_name is not None  # set by claim_start
     return render.out_name
 
 
-def _admit_or_defer(claimed: Render, token: str, functions: int) -> int:
+def _admit_or_defer(claimed: Claim, token: str, functions: int) -> int:
     """Hold room in the Lambda concurrency budget, or give the claim back and wait."""
     settings = get_settings()
     admitted, in_use = get_budget().admit(
@@ -277,7 +278,7 @@ def _admit_or_defer(claimed: Render, token: str, functions: int) -> int:
 
 
 def _confirm_or_defer(
-    claimed: Render, token: str, confirm_permit: Callable[[], int | None] | None
+    claimed: Claim, token: str, confirm_permit: Callable[[], int | None] | None
 ) -> None:
     """Re-check the user's permit right before the start (see worker.middleware.rate_limit)."""
     try:
@@ -294,7 +295,7 @@ def _confirm_or_defer(
     raise Defer(jittered(wait_ms, 0.05), "user rate limit (at start)", counter="throttled")
 
 
-def _find_previous_start(claimed: Render) -> StartedRender | None:
+def _find_previous_start(claimed: Claim) -> StartedRender | None:
     """An earlier start request for this attempt has an unknown outcome: look for the render
     it may have started, by its deterministic ``outName``, before paying for another one."""
     found = get_lambda().find_render(
@@ -312,7 +313,7 @@ def _find_previous_start(claimed: Render) -> StartedRender | None:
 
 
 def _record_started(
-    claimed: Render,
+    claimed: Claim,
     token: str,
     started: StartedRender,
     functions: int,
@@ -370,7 +371,7 @@ def note_throttled(payload: Any, message_id: str, until: datetime) -> None:
     repository.set_throttled_until(render.id, until)
 
 
-def _fail_start(render: Render, code: ErrorCode, message: str) -> None:
+def _fail_start(render: Claim, code: ErrorCode, message: str) -> None:
     try:
         repository.fail(render.id, RenderStatus.PENDING, code=code, message=message)
     except IllegalTransition as exc:
