@@ -133,7 +133,7 @@ def test_redis_loses_everything_while_renders_wait_and_run(
     emulator_call(emulator.url, "/_emulator/faults", {"speed": 60})  # 90 frames: 1.5 s
     stored = enqueue_renders([req(i) for i in range(9)])
     ids = [r.id for r in stored]
-    workers.start_worker(processes=1, threads=4)
+    first = workers.start_worker(processes=1, threads=4)
     workers.start_scheduler()
     wait_until(
         lambda: any(r.status == "rendering" for r in renders.get_many(ids)),
@@ -142,7 +142,11 @@ def test_redis_loses_everything_while_renders_wait_and_run(
     )
     statuses = Counter(r.status for r in renders.get_many(ids))
     assert statuses["pending"] > 0  # some wait (throttled) in Redis when it is wiped
+    # The worker dies with the wipe (as on a full restart), so the only copies of the waiting
+    # renders' messages are gone: only the reconciler can bring them back.
+    workers.stop(first, signal.SIGKILL)
     redis.Redis.from_url(private_redis["url"]).flushall()
+    workers.start_worker(processes=1, threads=4)
     wait_until(lambda: all_terminal(ids), timeout=90, what="all renders terminal after FLUSHALL")
     assert {r.status for r in renders.get_many(ids)} == {"complete"}
     assert set(starts_per_render(emulator.url, ids).values()) == {1}
