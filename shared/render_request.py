@@ -69,6 +69,6 @@ class RenderMessage(RenderRequest):
     render_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
     def request(self) -> RenderRequest:
-        return RenderRequest.model_validate(
-            self.model_dump(exclude={"schema_version", "render_id"})
-        )
+        """The request part, already validated (so not validated again)."""
+        fields = {name: getattr(self, name) for name in RenderRequest.model_fields}
+        return RenderRequest.model_construct(**fields)
