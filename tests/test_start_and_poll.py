@@ -251,7 +251,8 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     assert batches == [[rid]]
     assert poller.start_sweep(1001) is None  # previous sweep still running: skipped
     assert poller.start_sweep(1000) is None
-    poller.poll_batch(batches[0], 1000)
+    _, next_due = poller.poll_batch(batches[0], 1000)
+    assert next_due  # a tick was skipped meanwhile: the next sweep starts right away
     record = poller.last_sweep()
     assert record["slot"] == 1000 and record["renders"] == 1 and record["polled"] == 1
     assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0

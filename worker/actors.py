@@ -78,7 +78,9 @@ def poll_tick(slot: int) -> None:
 
 @dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=3)
 def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
-    poller.poll_batch(render_ids, slot)
+    _, next_due = poller.poll_batch(render_ids, slot)
+    if next_due:
+        poll_tick.send(int(time.time() // _settings.poll_interval))
 
 
 @dramatiq.actor(

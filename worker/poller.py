@@ -122,6 +122,9 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     client = get_redis()
     running_key = settings.redis_key("poll", "running")
     if not client.set(running_key, slot, nx=True, px=_running_ttl_ms()):
+        # Remember that a tick came due: the sweep that is running starts the next one as soon
+        # as it finishes, instead of leaving the renders to wait for the following tick.
+        client.set(settings.redis_key("poll", "due"), slot, px=_running_ttl_ms())
         log.info("previous poll sweep still running; tick skipped", slot=slot)
         return None
     if not claim_slot(client, slot):
@@ -158,10 +161,15 @@ def _release_running(slot: int) -> None:
     client.eval(_RELEASE_IF_MINE, 1, get_settings().redis_key("poll", "running"), str(slot))
 
 
-def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> None:
-    """Count a finished batch; the last one of a sweep records the sweep's duration."""
+def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> bool:
+    """Count a finished batch; the last one of a sweep records the sweep's duration.
+
+    Returns True when a tick was skipped while this sweep ran: the caller should start the
+    next sweep now (so the effective interval is the sweep's duration, not a multiple of
+    ``POLL_INTERVAL``).
+    """
     if slot is None:
-        return
+        return False
     client = get_redis()
     key = _sweep_key(slot)
     pipe = client.pipeline()
@@ -174,12 +182,13 @@ def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> Non
     *_, sweep = pipe.execute()
     fields = {k.decode(): v.decode() for k, v in sweep.items()}
     if not fields.get("batches") or int(fields["done"]) != int(fields["batches"]):
-        return
+        return False
     totals = {k.split(":", 1)[1]: int(v) for k, v in fields.items() if k.startswith("outcome:")}
     _record_last_sweep(
         slot, float(fields["planned_at"]), int(fields["renders"]), int(fields["polled"]), totals
     )
     _release_running(slot)
+    return client.getdel(get_settings().redis_key("poll", "due")) is not None
 
 
 def _record_last_sweep(
@@ -207,8 +216,9 @@ def last_sweep() -> dict[str, object] | None:
     return json.loads(raw) if raw else None
 
 
-def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, int]:
+def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict[str, int], bool]:
     """Poll a batch: Lambda calls run concurrently on the pool, every write happens here.
+    Returns the outcome counts and whether the next sweep is already due.
 
     The pool threads only read progress, so a batch costs one database transaction for all
     its completions and failures, one statement for all its progress readings and one Redis
@@ -225,8 +235,8 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> dict[str, 
         seconds=round(time.monotonic() - started, 3),
         **outcomes,
     )
-    finish_batch(slot, outcomes, len(renders))
-    return outcomes
+    next_due = finish_batch(slot, outcomes, len(renders))
+    return outcomes, next_due
 
 
 @dataclass
