@@ -132,18 +132,7 @@ class Render(SQLModel, table=True):
 
     def as_request(self) -> RenderRequest:
         """The stored request. Once a row exists it, not any message, is the source of truth."""
-        return RenderRequest.model_construct(
-            user_id=self.user_id,
-            generation_id=self.generation_id,
-            composition=self.composition,
-            input_props=self.input_props,
-            width=self.width,
-            height=self.height,
-            fps=self.fps,
-            duration_in_frames=self.duration_in_frames,
-            codec=self.codec,
-            idempotency_key=self.idempotency_key,
-        )
+        return RenderRequest.from_attributes(self)
 
 
 class UserLimit(SQLModel, table=True):

@@ -56,6 +56,12 @@ class RenderRequest(BaseModel):
     #: Repeating a request with the same key returns the first render and enqueues nothing.
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
+    @classmethod
+    def from_attributes(cls, source: object) -> RenderRequest:
+        """The request held by an object that was validated before (a stored row, a claim, a
+        parsed message): copied without validating it again."""
+        return cls.model_construct(**{name: getattr(source, name) for name in cls.model_fields})
+
 
 class RenderMessage(RenderRequest):
     """The body of a ``start_render`` message (its single positional argument).
@@ -69,6 +75,4 @@ class RenderMessage(RenderRequest):
     render_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
     def request(self) -> RenderRequest:
-        """The request part, already validated (so not validated again)."""
-        fields = {name: getattr(self, name) for name in RenderRequest.model_fields}
-        return RenderRequest.model_construct(**fields)
+        return RenderRequest.from_attributes(self)

@@ -212,3 +212,21 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self.listener.close()
+
+
+def make_request(**overrides: object) -> Any:
+    """A valid render request (1080p, 10 s) with any field overridden."""
+    from shared.render_request import RenderRequest
+
+    values: dict[str, object] = {
+        "user_id": "u1",
+        "generation_id": "g1",
+        "composition": "Main",
+        "input_props": {"title": "Hi"},
+        "width": 1920,
+        "height": 1080,
+        "fps": 30,
+        "duration_in_frames": 300,
+    }
+    values.update(overrides)
+    return RenderRequest(**values)  # type: ignore[arg-type]

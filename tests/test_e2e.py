@@ -16,24 +16,13 @@ from shared.messages import producer_broker, start_render_message
 from shared.producer import enqueue_render, enqueue_renders, message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
-from tests.support import emulator_call, wait_until
+from tests.support import emulator_call, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 def req(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": "g1",
-        "composition": "Main",
-        "input_props": {"title": "Hi"},
-        "width": 1920,
-        "height": 1080,
-        "fps": 30,
-        "duration_in_frames": 300,
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return make_request(**overrides)
 
 
 def all_terminal(ids: list[str]) -> bool:

@@ -11,21 +11,11 @@ from pydantic import ValidationError
 from shared import renders
 from shared.producer import RenderLimitExceeded, RenderRequest, enqueue_render, enqueue_renders
 from shared.render_request import RenderMessage
+from tests.support import make_request
 
 
 def req(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": "g1",
-        "composition": "Main",
-        "input_props": {"title": "Hi"},
-        "width": 1920,
-        "height": 1080,
-        "fps": 30,
-        "duration_in_frames": 300,
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return make_request(**overrides)
 
 
 @pytest.fixture

@@ -12,21 +12,11 @@ from shared import renders, repository
 from shared.errors import IllegalTransition, RenderNotFound
 from shared.models import LEGAL_TRANSITIONS, RenderStatus, utcnow
 from shared.render_request import RenderRequest
+from tests.support import make_request
 
 
 def request(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": "g1",
-        "composition": "Main",
-        "input_props": {"title": "Hi"},
-        "width": 1920,
-        "height": 1080,
-        "fps": 30,
-        "duration_in_frames": 300,
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return make_request(**overrides)
 
 
 @pytest.fixture

@@ -13,24 +13,13 @@ from shared.producer import message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
-from tests.support import emulator_call, wait_until
+from tests.support import emulator_call, make_request, wait_until
 from worker import poller, start
 from worker.defer import Defer
 
 
 def req(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": "g1",
-        "composition": "Main",
-        "input_props": {"title": "Hi"},
-        "width": 1280,
-        "height": 720,
-        "fps": 30,
-        "duration_in_frames": 90,
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return make_request(**{"width": 1280, "height": 720, "duration_in_frames": 90, **overrides})
 
 
 def pending(**overrides: object) -> tuple[str, dict]:
