@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import os
 import platform
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.devstack import Stack
+from scripts.lambda_emulator import control
 
 #: Queue and actor of the bare-Dramatiq baseline (``scripts.bench_noop``).
 NOOP_QUEUE = "bench-noop"
@@ -299,13 +298,7 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def emulator_call(url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url.rstrip("/") + path, data=data, method="GET" if body is None else "POST"
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
+    return control(url, path, body)
 
 
 def wait_for(predicate: Any, *, timeout: float, interval: float = 0.05, what: str) -> Any:
@@ -325,26 +318,10 @@ def wait_for(predicate: Any, *, timeout: float, interval: float = 0.05, what: st
 
 
 def reset_product_caches() -> None:
-    """Forget every per-process cache that captured settings (same list as tests/conftest)."""
-    from shared import (
-        db,
-        lambda_budget,
-        lambda_client,
-        messages,
-        rate_limit,
-        redis_client,
-        user_limits,
-    )
-    from shared.settings import get_settings
+    """Forget every per-process cache that captured settings."""
+    from shared.process import reset_caches
 
-    get_settings.cache_clear()
-    db.dispose_engines()
-    messages.reset_producer_broker()
-    lambda_client.reset_lambda()
-    redis_client.reset_redis()
-    rate_limit.reset_limiter()
-    lambda_budget.reset_budget()
-    user_limits.clear_cache()
+    reset_caches()
 
 
 @contextlib.contextmanager

@@ -25,13 +25,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from scripts.devstack import ROOT, Stack
+from scripts.lambda_emulator import control
 
 FAULTS = [
     {"throttle_starts": 4},
@@ -40,15 +40,6 @@ FAULTS = [
     {"crash_status": 4},
     {"fail_status": 3},
 ]
-
-
-def emulator(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url + path, data=data, method="GET" if data is None else "POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
 
 
 def children(pid: int) -> list[int]:
@@ -170,13 +161,13 @@ def main() -> int:
                 redis.Redis.from_url(redis_url).flushall()
                 flushed_at = time.time()
             if now >= next_fault:
-                emulator(emulator_url, "/_emulator/faults", rng.choice(FAULTS))
+                control(emulator_url, "/_emulator/faults", rng.choice(FAULTS))
                 next_fault = now + rng.uniform(2.0, 5.0)
             time.sleep(0.3)
         drain_s = time.monotonic() - started
 
         rows = renders.get_many(ids)
-        stats = emulator(emulator_url, "/_emulator/stats")
+        stats = control(emulator_url, "/_emulator/stats")
         by_out = stats["start_times_by_out_name"]
         starts = {r.id: len(by_out.get(r.out_name or "", [])) for r in rows}
         failed = [r for r in rows if r.status == "failed"]

@@ -62,6 +62,7 @@ __all__ = [
     "EmulatorServer",
     "InvokeResult",
     "LambdaEmulator",
+    "control",
     "main",
 ]
 
@@ -1864,6 +1865,22 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError) and not self.verbose:
             return
         super().handle_error(request, client_address)
+
+
+def control(base_url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    """Call the emulator's control API (``/_emulator/...``): GET without a body, POST with one.
+
+    For tests, the demo and the benchmark, which drive faults and read counters.
+    """
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path, data=data, method="GET" if body is None else "POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
 
 
 class EmulatorServer:

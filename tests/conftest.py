@@ -22,17 +22,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from shared import (
-    db,
-    lambda_budget,
-    lambda_client,
-    messages,
-    rate_limit,
-    redis_client,
-    user_limits,
-)
+from shared import db
 from shared.migrate import upgrade_head
-from shared.settings import get_settings
+from shared.process import reset_caches
 from tests.support import WorkerGroup, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,14 +189,7 @@ def env(
 
 
 def _reset_caches() -> None:
-    get_settings.cache_clear()
-    db.dispose_engines()
-    messages.reset_producer_broker()
-    lambda_client.reset_lambda()
-    redis_client.reset_redis()
-    rate_limit.reset_limiter()
-    lambda_budget.reset_budget()
-    user_limits.clear_cache()
+    reset_caches()
 
 
 @pytest.fixture
