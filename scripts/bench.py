@@ -71,9 +71,8 @@ from scripts.bench_support import (
     remove_sqlite,
     start_inflight_worker,
     summarize_ms,
-    wait_for,
 )
-from scripts.devstack import ROOT, free_port
+from scripts.devstack import ROOT, free_port, wait_for
 
 SECTIONS = (
     "bare",

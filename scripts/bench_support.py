@@ -301,17 +301,6 @@ def emulator_call(url: str, path: str, body: Mapping[str, Any] | None = None) ->
     return control(url, path, body)
 
 
-def wait_for(predicate: Any, *, timeout: float, interval: float = 0.05, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
 # --------------------------------------------------------------------------------------
 # In-process settings
 # --------------------------------------------------------------------------------------

@@ -10,74 +10,33 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import redis
 import sqlalchemy as sa
 
+from scripts.devstack import Stack, free_port
 from shared import db
 from shared.migrate import upgrade_head
 from shared.process import reset_caches
-from tests.support import WorkerGroup, free_port, wait_until
+from tests.support import WorkerGroup, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def _reachable(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    if _reachable(url):
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(f"no Redis at {url} and no redis-server binary to start one")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while not _reachable(url):
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("private redis-server did not start")
-        time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    """The Redis at TEST_REDIS_URL, or a private redis-server for the session if none runs."""
+    stack = Stack(log_dir=tmp_path_factory.mktemp("redis"))
+    yield stack.ensure_redis(os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL))
+    stack.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support import free_port
+from scripts.devstack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 from sqlmodel import col
 
+from scripts.devstack import free_port
 from shared import repository
 from shared.db import session_scope
 from shared.lambda_budget import get_budget
@@ -29,7 +30,6 @@ from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.producer import enqueue_renders, message_payload
 from shared.render_request import RenderRequest
 from shared.settings import get_settings
-from tests.support import free_port
 from worker import poller
 
 ROOT = Path(__file__).resolve().parent.parent
