@@ -81,9 +81,9 @@ def main() -> int:
                 time.sleep(0.1)
             results.append(time.monotonic() - died)
             print(f"trial {trial + 1}: worker killed -> render started again in {results[-1]:.1f}s")
-        client.delete(*client.keys(f"{namespace}:*"))
     finally:
         stack.close()
+        _drop(namespace)
     print(
         f"redelivery after SIGKILL (heartbeat timeout {settings.broker_heartbeat_timeout_ms} ms, "
         f"maintenance chance {settings.broker_maintenance_chance}/1e6): "
@@ -91,6 +91,18 @@ def main() -> int:
         f"over {len(results)} trials"
     )
     return 0
+
+
+def _drop(namespace: str) -> None:
+    """Delete the run's keys once every process that could write them has stopped."""
+    import redis
+
+    from shared.settings import get_settings
+
+    client = redis.Redis.from_url(get_settings().redis_url)
+    keys = list(client.scan_iter(match=f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)
 
 
 if __name__ == "__main__":
