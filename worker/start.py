@@ -38,7 +38,7 @@ from shared.lambda_client import (
     get_lambda,
 )
 from shared.log import get_logger
-from shared.models import ErrorCode, Render, RenderStatus, utcnow
+from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
 from shared.repository import Claim
@@ -89,32 +89,6 @@ def _fail_named_render(render_id: str, reason: str) -> bool:
     metrics.transition("pending", "failed", ErrorCode.INVALID_REQUEST)
     log.warning("render failed: invalid message", render_id=render_id, reason=reason)
     return True
-
-
-def load_or_create(payload: Any, message_id: str) -> Render:
-    """The render a message is about: the named row, or a new row for a foreign message.
-
-    A message naming a ``render_id`` comes from the Python producer (or a replay, or the
-    reconciler), which always writes the row first; if the row is missing, something else is
-    wrong (a restored database, a producer's rolled-back transaction) and guessing would
-    render something nobody can find. Such a message is poison.
-    """
-    render_id, request = parse_payload(payload, message_id)
-    structlog.contextvars.bind_contextvars(render_id=render_id, user_id=request.user_id)
-    if isinstance(payload, dict) and payload.get("render_id"):
-        existing = renders.get(render_id)
-        if existing is None:
-            reason = f"render_id {render_id!r} does not exist"
-            log.error("dead-lettering message", reason=reason)
-            raise PoisonMessage(reason)
-        return existing
-    render, created = repository.insert_pending(render_id, request)
-    if created:
-        log.info("render created from foreign message")
-    elif render.id != render_id:
-        structlog.contextvars.bind_contextvars(render_id=render.id)
-        log.info("idempotency key matched an existing render")
-    return render
 
 
 def resolve(payload: Any, message_id: str) -> str | None:
@@ -365,10 +339,12 @@ def note_throttled(payload: Any, message_id: str, until: datetime) -> None:
     waiting render can be seen and queried.
     """
     try:
-        render = load_or_create(payload, message_id)
-    except (_Handled, PoisonMessage):
+        render_id = resolve(payload, message_id)
+    except PoisonMessage:
         return
-    repository.set_throttled_until(render.id, until)
+    if render_id is not None:
+        # A guarded UPDATE: a named render that does not exist is simply not touched.
+        repository.set_throttled_until(render_id, until)
 
 
 def _fail_start(render: Claim, code: ErrorCode, message: str) -> None:
