@@ -654,7 +654,14 @@ class Bench:
         rate, seconds = self.sizes.latency_rate, self.sizes.latency_seconds
         n_warm = int(rate * self.sizes.latency_warmup_s)
         n = int(rate * seconds)
-        speed, frames, poll_interval = 60.0, 60, 2.0
+        speed, poll_interval = 60.0, 2.0
+
+        # Render lengths spread over 1-5 s (60-300 frames at 60 fps), so that renders finish at
+        # every point of their poll period, as real ones do; equal lengths would all finish at
+        # the same point and make the figure depend on that coincidence.
+        def frames_of(i: int) -> int:
+            return 60 + (i * 97) % 241
+
         settings = {**UNLIMITED, "POLL_INTERVAL": str(poll_interval)}
         with contextlib.ExitStack() as stack:
             db_url = stack.enter_context(self.database(kind))
@@ -669,7 +676,7 @@ class Bench:
             )
             run.start_workers()
             run.start_scheduler()
-            requests = [make_request(i, tag="lat", frames=frames) for i in range(n_warm + n)]
+            requests = [make_request(i, tag="lat", frames=frames_of(i)) for i in range(n_warm + n)]
             # (index, render id, scheduled, called, returned), epoch seconds.
             calls: list[tuple[int, str, float, float, float]] = []
 
@@ -707,7 +714,7 @@ class Bench:
         start_lat: list[float] = []
         done_lat: list[float] = []
         missing = 0
-        for _i, render_id, _scheduled, called, _returned in calls[n_warm:]:
+        for i, render_id, _scheduled, called, _returned in calls[n_warm:]:
             row = rows.get(render_id, {})
             out_name = row.get("out_name") or f"{render_id}-1.mp4"
             times = starts.get(out_name)
@@ -716,7 +723,7 @@ class Bench:
                 continue
             start_lat.append(times[0] - called)
             if row.get("status") == "complete" and row.get("completed_at"):
-                done_lat.append(row["completed_at"] - (times[0] + frames / speed))
+                done_lat.append(row["completed_at"] - (times[0] + frames_of(i) / speed))
         producer_ms = [(ret - called) for *_, called, ret in calls[n_warm:]]
         common = {
             **self.worker_settings(),
@@ -758,7 +765,7 @@ class Bench:
                 **common,
                 "POLL_INTERVAL": poll_interval,
                 "emulator_speed_fps": speed,
-                "frames": frames,
+                "frames": "60-300 (1-5 s), spread evenly",
                 "timing": "completed_at - (emulator start time + frames / speed)",
             },
             "figures": done_fig,
@@ -773,7 +780,7 @@ class Bench:
         self.row(
             "completion latency p50 / p99",
             f"{done_fig['p50_ms']:.0f} / {done_fig['p99_ms']:.0f} ms",
-            f"{kind}, POLL_INTERVAL={poll_interval:g}s, {frames} frames at {speed:g} fps",
+            f"{kind}, POLL_INTERVAL={poll_interval:g}s, renders of 60-300 frames at {speed:g} fps",
         )
 
     def poll_sweep(self) -> None:

@@ -65,7 +65,7 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=2 * settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
     )
 
 

@@ -507,13 +507,17 @@ def replay(render_id: str) -> Render:
 # --- queries the workers need ---------------------------------------------------------------
 
 
-def rendering_ids(limit: int | None = None) -> list[str]:
-    """Renders to poll, least recently polled first."""
-    stmt = (
-        select(Render.id)
-        .where(Render.status == RenderStatus.RENDERING)
-        .order_by(col(Render.last_polled_at).is_not(None), col(Render.last_polled_at))
-    )
+def rendering_ids(due_before: datetime | None = None, limit: int | None = None) -> list[str]:
+    """Renders to poll, least recently polled first.
+
+    With ``due_before``, only those last polled (or, never polled, started) at or before it:
+    each sweep then polls the renders that have waited an interval, not all of them at once.
+    """
+    last_seen = sa.func.coalesce(col(Render.last_polled_at), col(Render.started_at))
+    stmt = select(Render.id).where(Render.status == RenderStatus.RENDERING)
+    if due_before is not None:
+        stmt = stmt.where(sa.or_(last_seen <= due_before, last_seen.is_(None)))
+    stmt = stmt.order_by(col(Render.last_polled_at).is_not(None), col(Render.last_polled_at))
     if limit:
         stmt = stmt.limit(limit)
     with Session(get_engine()) as session:
@@ -559,6 +563,30 @@ def latest_bucket() -> str | None:
             if bucket:
                 return bucket
     return None
+
+
+class PollTarget(NamedTuple):
+    """What a poll needs of a render in flight (a plain row: polls are the other hot path)."""
+
+    id: str
+    user_id: str
+    lambda_render_id: str | None
+    lambda_bucket: str | None
+    started_at: datetime | None
+
+
+_POLL_TARGETS = sa.select(
+    _c.id, _c.user_id, _c.lambda_render_id, _c.lambda_bucket, _c.started_at
+).where(_c.id.in_(sa.bindparam("ids", expanding=True)), _c.status == RenderStatus.RENDERING)
+
+
+def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
+    """The renders among ``render_ids`` that are still ``rendering``."""
+    ids = list(render_ids)
+    if not ids:
+        return []
+    with get_engine().connect() as conn:
+        return [PollTarget(*row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
 
 
 def load_many(render_ids: Iterable[str]) -> list[Render]:

@@ -82,8 +82,13 @@ class Settings(BaseSettings):
     budget_retry_ms: int = 2_000
 
     # --- lifecycle ----------------------------------------------------------------------------
-    #: Seconds between progress sweeps of renders in ``rendering``.
+    #: Seconds between two progress calls for the same render in ``rendering``.
     poll_interval: float = 2.0
+    #: Seconds between poll sweeps (at most ``POLL_INTERVAL``). Each sweep polls only the
+    #: renders that are due (last polled, or started, an interval ago), so the calls are spread
+    #: over the interval instead of arriving in one burst that starves starts of CPU; every
+    #: render is still polled once per interval.
+    poll_tick_s: float = 0.2
     #: Renders per poll batch message.
     poll_batch_size: int = 100
     #: Seconds after ``started_at`` when a render that is not done is failed with ``timeout``.
@@ -109,6 +114,10 @@ class Settings(BaseSettings):
     #: Out of 1,000,000 broker calls, how many run maintenance (requeueing dead workers'
     #: messages). Dramatiq's default is 1,000 (0.1%).
     broker_maintenance_chance: int = 100_000
+    #: Longest pause, in ms, of a consumer whose queue is empty before it asks Redis again.
+    #: Dramatiq backs off up to ``--worker-timeout`` (1 s by default), so a message arriving
+    #: after a quiet spell waits up to a second; a tick or a start should not.
+    queue_idle_poll_ms: int = 100
     start_queue: str = "renders"
     poll_queue: str = "render-polls"
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).
@@ -136,7 +145,14 @@ class Settings(BaseSettings):
         parse_rates(value)
         return value
 
-    @field_validator("poll_interval", "render_timeout")
+    @field_validator("queue_idle_poll_ms")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("poll_interval", "poll_tick_s", "render_timeout")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -152,6 +168,11 @@ class Settings(BaseSettings):
         could start the render again while the first call is still in flight.
         """
         return self.lambda_connect_timeout_s + self.lambda_read_timeout_s + self.claim_margin_s
+
+    @property
+    def sweep_every_s(self) -> float:
+        """Seconds between poll ticks, each starting a sweep of the renders that are due."""
+        return min(self.poll_tick_s, self.poll_interval)
 
     def redis_key(self, *parts: str) -> str:
         """Build a renderq-owned Redis key under the deployment namespace."""

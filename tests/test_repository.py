@@ -180,6 +180,19 @@ def test_poll_failures_count_and_reset(db):
     assert repository.rendering_ids() == [render.id]
 
 
+def test_rendering_ids_due_before_an_interval(db):
+    """A render is due once its last poll, or its start if never polled, is old enough."""
+    fresh, polled, never = new_render(), new_render(), new_render()
+    for render in (fresh, polled, never):
+        started(render.id)
+    repository.record_progress_many([(polled.id, 0.5, None)])
+    later = utcnow() + timedelta(seconds=1)
+    assert repository.rendering_ids(due_before=utcnow() - timedelta(seconds=1)) == []
+    assert set(repository.rendering_ids(due_before=later)) == {fresh.id, polled.id, never.id}
+    # Never polled first, then least recently polled.
+    assert repository.rendering_ids(due_before=later)[-1] == polled.id
+
+
 def test_progress_readings_are_written_in_one_batch(db):
     a, b, c = new_render(), new_render(), new_render()
     started(a.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -233,9 +234,44 @@ def test_slot_claim_is_once_per_slot(env, redis_url):
     assert poller.claim_slot(client, 43)
 
 
+def _age(render_id: str, seconds: float) -> None:
+    """Move a render's start and last poll back in time, as if it had been running a while."""
+    import sqlalchemy as sa
+
+    from shared.db import get_engine
+    from shared.models import Render, utcnow
+
+    when = utcnow() - timedelta(seconds=seconds)
+    with get_engine().begin() as conn:
+        conn.execute(
+            sa.update(Render)
+            .where(Render.id == render_id)
+            .values(
+                started_at=when,
+                last_polled_at=sa.case((Render.last_polled_at.is_(None), None), else_=when),
+            )
+        )
+
+
+def test_a_sweep_polls_only_the_renders_that_are_due(sqlite_db, emulator):
+    interval = get_settings().poll_interval
+    fresh, payload = pending(input_props={"__emulator__": {"never_finish": True}})
+    start.start_render(payload, "m")
+    old, payload = pending(input_props={"__emulator__": {"never_finish": True}})
+    start.start_render(payload, "m")
+    _age(old, interval)
+    assert poller.plan_sweep() == [[old]]
+    poller.poll_batch([old])
+    assert poller.plan_sweep() == []  # just polled: due again an interval from now
+    _age(fresh, interval)
+    _age(old, interval)
+    assert sorted(poller.plan_sweep()[0]) == sorted([fresh, old])
+
+
 def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
     start.start_render(payload, "m")
+    _age(rid, get_settings().poll_interval)
     batches = poller.start_sweep(1000)
     assert batches == [[rid]]
     assert poller.start_sweep(1001) is None  # previous sweep still running: skipped
@@ -245,4 +281,5 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     record = poller.last_sweep()
     assert record["slot"] == 1000 and record["renders"] == 1 and record["polled"] == 1
     assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0
+    _age(rid, get_settings().poll_interval)
     assert poller.start_sweep(1002) == [[rid]]  # finished: the next tick sweeps again

@@ -69,7 +69,8 @@ def start_render(payload: Any) -> None:
     max_age=int(_settings.poll_interval * 5000),
 )
 def poll_tick(slot: int) -> None:
-    if slot < int(time.time() // _settings.poll_interval) - 1:
+    # Older than an interval: newer ticks are queued behind it and will sweep what is due.
+    if (slot + 1) * _settings.sweep_every_s < time.time() - _settings.poll_interval:
         log.info("stale poll tick dropped", slot=slot)
         return
     for batch in poller.start_sweep(slot) or []:
@@ -80,7 +81,7 @@ def poll_tick(slot: int) -> None:
 def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
     _, next_due = poller.poll_batch(render_ids, slot)
     if next_due:
-        poll_tick.send(int(time.time() // _settings.poll_interval))
+        poll_tick.send(int(time.time() // _settings.sweep_every_s))
 
 
 @dramatiq.actor(

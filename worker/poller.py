@@ -1,10 +1,12 @@
 """Progress polling: one sweep per tick, split into batches that any worker can take.
 
-A tick (``poll_tick``, sent by the scheduler) first claims its time slot in Redis so that two
-schedulers, or a redelivered tick, sweep once per interval; it then splits the ``rendering``
-renders into ``poll_batch`` messages. Each batch polls its renders concurrently on a thread pool,
-so a sweep scales with the number of worker processes, not with one thread. Every state change
-is a guarded transition, so a render polled twice at once is still completed once.
+A tick (``poll_tick``, sent by the scheduler every ``POLL_TICK_S``) first claims its time slot
+in Redis so that two schedulers, or a redelivered tick, sweep once per slot; it then splits the
+``rendering`` renders that are due (not polled for ``POLL_INTERVAL``) into ``poll_batch``
+messages. Every render is polled once per interval, and the calls are spread over the interval
+rather than made in one burst. Each batch polls its renders concurrently on a thread pool, so a
+sweep scales with the number of worker processes, not with one thread. Every state change is a
+guarded transition, so a render polled twice at once is still completed once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from shared.failpoints import failpoint
 from shared.lambda_budget import get_budget
 from shared.lambda_client import LambdaError, RenderProgress, get_lambda
 from shared.log import get_logger
-from shared.models import ErrorCode, Render, RenderStatus, utcnow
+from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.redis_client import get_redis
 from shared.settings import get_settings
 from worker import metrics
@@ -55,7 +57,7 @@ def claim_slot(redis_client: redis.Redis, slot: int, kind: str = "poll-slot") ->
     """True for the first tick of a slot; later ticks for the same slot (a second scheduler,
     a redelivery) get False. The key outlives the slot, so a late duplicate is caught too."""
     settings = get_settings()
-    interval = settings.poll_interval if kind == "poll-slot" else settings.reconcile_interval
+    interval = settings.sweep_every_s if kind == "poll-slot" else settings.reconcile_interval
     key = settings.redis_key(kind, str(slot))
     return bool(redis_client.set(key, "1", nx=True, px=int(interval * 2000)))
 
@@ -94,9 +96,16 @@ def reconcile_budget() -> int:
 
 
 def plan_sweep() -> list[list[str]]:
-    """The ``rendering`` renders to poll this sweep, in batches (least recently polled first)."""
+    """The ``rendering`` renders due this sweep, in batches (least recently polled first).
+
+    Due means polled (or started) at least ``POLL_INTERVAL`` ago, less half a tick: a render
+    polled a moment after its tick is still due at the same tick one interval later, so its
+    period stays the interval instead of drifting by a tick.
+    """
     settings = get_settings()
-    ids = repository.rendering_ids()
+    half_tick = settings.sweep_every_s / 2
+    due_before = utcnow() - timedelta(seconds=settings.poll_interval - half_tick)
+    ids = repository.rendering_ids(due_before=due_before)
     size = max(1, settings.poll_batch_size)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -146,7 +155,10 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     else:
         _record_last_sweep(slot, time.time(), 0, 0, {})
         _release_running(slot)
-    log.info("poll sweep planned", slot=slot, batches=len(batches), renders=renders)
+    # Several ticks a second: an empty sweep is not worth a log line.
+    (log.info if renders else log.debug)(
+        "poll sweep planned", slot=slot, batches=len(batches), renders=renders
+    )
     return batches
 
 
@@ -224,7 +236,7 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict
     its completions and failures, one statement for all its progress readings and one Redis
     call to release the budget of finished renders, however many renders it holds.
     """
-    renders = [r for r in repository.load_many(render_ids) if r.status == RenderStatus.RENDERING]
+    renders = repository.poll_targets(render_ids)
     context = structlog.contextvars.get_contextvars()
     started = time.monotonic()
     results = list(_executor().map(lambda r: _read(r, context), renders))
@@ -241,13 +253,13 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict
 
 @dataclass
 class _Result:
-    render: Render
+    render: repository.PollTarget
     progress: RenderProgress | None = None
     error: LambdaError | None = None
     timed_out: bool = False
 
 
-def _read(render: Render, context: dict[str, object]) -> _Result:
+def _read(render: repository.PollTarget, context: dict[str, object]) -> _Result:
     """Runs on a pool thread: Lambda only, no database."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(

@@ -8,7 +8,11 @@
    Here, a consumer that is re-created for a queue first requeues this worker's unacked
    messages of that queue. Messages still being processed may then run twice, which every
    renderq actor tolerates (see the claim in ``shared.repository``).
-2. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
+2. **Slow wake-up after a quiet spell.** An idle consumer backs off exponentially up to the
+   worker timeout (1 s by default), so the first message after a pause (a poll tick every
+   ``POLL_INTERVAL``, a start after a lull) waits up to a second. The backoff is capped at
+   ``QUEUE_IDLE_POLL_MS`` instead; an empty fetch is one cheap Lua call.
+3. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
    fields, raises in the consumer, which then restarts and (with 1.) would fetch it again
    forever. Here it is logged and moved to the dead-letter queue, and consumption goes on.
 """
@@ -24,6 +28,7 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from shared.log import get_logger
+from shared.settings import get_settings
 
 log = get_logger(__name__)
 
@@ -52,6 +57,7 @@ class RecoveringRedisBroker(RedisBroker):
                 self.requeue_unacked(queue_name)
             except redis.ConnectionError as exc:
                 raise ConnectionClosed(exc) from None
+        timeout = min(timeout, get_settings().queue_idle_poll_ms)
         return super().consume(queue_name, prefetch, timeout)
 
     def requeue_unacked(self, queue_name: str) -> int:

@@ -1,8 +1,8 @@
 """The scheduler: ``python -m worker.scheduler``. Sends the periodic ticks: one ``poll_tick``
-per ``POLL_INTERVAL`` and one ``reconcile`` per ``RECONCILE_INTERVAL``.
+per ``POLL_TICK_S`` and one ``reconcile`` per ``RECONCILE_INTERVAL``.
 
 Dramatiq has no scheduler of its own. This one is deliberately dumb: it sends a tick stamped
-with its slot number (``floor(now / POLL_INTERVAL)``) and the tick actor claims the slot in
+with its slot number (``floor(now / tick length)``) and the tick actor claims the slot in
 Redis, so operators can run two schedulers for availability and each slot is still swept once.
 The scheduler holds no state; killing it loses nothing but ticks.
 """
@@ -36,7 +36,7 @@ class Scheduler:
         self.stopping = threading.Event()
         self.ticks_sent = 0
         self.jobs = [
-            PeriodicJob(POLL_TICK, self.settings.poll_interval),
+            PeriodicJob(POLL_TICK, self.settings.sweep_every_s),
             PeriodicJob(RECONCILE, self.settings.reconcile_interval),
         ]
 
