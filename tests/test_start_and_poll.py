@@ -283,3 +283,32 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0
     _age(rid, get_settings().poll_interval)
     assert poller.start_sweep(1002) == [[rid]]  # finished: the next tick sweeps again
+
+
+def test_a_database_error_does_not_stop_polling(sqlite_db, emulator, monkeypatch):
+    """Planning or a batch failing (database down) must not leave the sweep marked running:
+    the next tick sweeps again, and the renders the batch missed are still due."""
+    from sqlalchemy.exc import OperationalError
+
+    from shared import repository
+
+    def down(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
+    start.start_render(payload, "m")
+    _age(rid, get_settings().poll_interval)
+    with monkeypatch.context() as patch:
+        patch.setattr(repository, "rendering_ids", down)
+        with pytest.raises(OperationalError):
+            poller.start_sweep(2000)
+    batches = poller.start_sweep(2001)
+    assert batches == [[rid]]
+    with monkeypatch.context() as patch:
+        patch.setattr(repository, "poll_targets", down)
+        outcomes, _ = poller.poll_batch(batches[0], 2001)
+    assert outcomes == {"batch_failed": 1}
+    assert poller.last_sweep()["outcomes"] == {"batch_failed": 1}
+    assert poller.start_sweep(2002) == [[rid]]  # not running any more, and still due
+    poller.poll_batch([rid], 2002)
+    assert renders.get(rid).last_polled_at is not None

@@ -77,7 +77,8 @@ def poll_tick(slot: int) -> None:
         poll_batch.send(batch, slot)
 
 
-@dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=3)
+# No retries: a batch that fails leaves its renders due, and the next sweep polls them.
+@dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=0)
 def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
     _, next_due = poller.poll_batch(render_ids, slot)
     if next_due:

@@ -136,14 +136,19 @@ def start_sweep(slot: int) -> list[list[str]] | None:
         client.set(settings.redis_key("poll", "due"), slot, px=_running_ttl_ms())
         log.info("previous poll sweep still running; tick skipped", slot=slot)
         return None
-    if not claim_slot(client, slot):
+    try:
+        if not claim_slot(client, slot):
+            _release_running(slot)
+            log.debug("poll slot already claimed", slot=slot)
+            return None
+        batches = plan_sweep()
+        if metrics.enabled():
+            metrics.gauges(repository.count_in_flight(), get_budget().in_use())
+    except BaseException:
+        # Database down, say: without this the mark would stop every sweep until it expires.
         _release_running(slot)
-        log.debug("poll slot already claimed", slot=slot)
-        return None
-    batches = plan_sweep()
+        raise
     renders = sum(map(len, batches))
-    if metrics.enabled():
-        metrics.gauges(repository.count_in_flight(), get_budget().in_use())
     if batches:
         pipe = client.pipeline()
         pipe.hset(
@@ -236,18 +241,27 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict
     its completions and failures, one statement for all its progress readings and one Redis
     call to release the budget of finished renders, however many renders it holds.
     """
-    renders = repository.poll_targets(render_ids)
-    context = structlog.contextvars.get_contextvars()
     started = time.monotonic()
-    results = list(_executor().map(lambda r: _read(r, context), renders))
-    outcomes = _apply(results)
-    log.info(
-        "poll batch done",
-        renders=len(renders),
-        seconds=round(time.monotonic() - started, 3),
-        **outcomes,
-    )
-    next_due = finish_batch(slot, outcomes, len(renders))
+    try:
+        renders = repository.poll_targets(render_ids)
+        context = structlog.contextvars.get_contextvars()
+        results = list(_executor().map(lambda r: _read(r, context), renders))
+        outcomes = _apply(results)
+        polled = len(renders)
+    except Exception:
+        # Not retried: the renders it did not get to stay due, so the next sweep (a tick away)
+        # polls them. The sweep must still be counted finished, or no sweep runs until the
+        # running mark expires.
+        log.exception("poll batch failed; its renders stay due", renders=len(render_ids))
+        outcomes, polled = {"batch_failed": 1}, 0
+    else:
+        log.info(
+            "poll batch done",
+            renders=len(renders),
+            seconds=round(time.monotonic() - started, 3),
+            **outcomes,
+        )
+    next_due = finish_batch(slot, outcomes, polled)
     return outcomes, next_due
 
 
