@@ -498,6 +498,47 @@ def invoke_worker(
     results.put((started, time.time(), len(payloads), len(failures)))
 
 
+def update_worker(
+    database_url: str, render_ids: list[str], threads: int, ready: Any, go: Any, results: Any
+) -> None:
+    """One process of the bare-PostgreSQL ceiling: ``threads`` threads, each with its own
+    psycopg connection, committing one guarded single-row UPDATE per render id: the shape of
+    a claim or a ``pending -> rendering`` write, without SQLAlchemy or renderq around it."""
+    import psycopg
+
+    from shared.db import normalize_url
+
+    dsn = normalize_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
+    conns = [psycopg.connect(dsn) for _ in range(threads)]
+    sql = "UPDATE render SET updated_at = now() WHERE id = %s AND status = %s"
+    for conn in conns:  # prepared and warm, like a pooled connection in a worker
+        for _ in range(6):
+            conn.execute(sql, (render_ids[0], "complete"), prepare=True)
+            conn.commit()
+    ready.put(os.getpid())
+    go.wait()
+    shares = [render_ids[i::threads] for i in range(threads)]
+
+    def loop(conn: Any, ids: list[str]) -> None:
+        for render_id in ids:
+            conn.execute(sql, (render_id, "complete"), prepare=True)
+            conn.commit()
+
+    started = time.time()
+    workers = [
+        threading.Thread(target=loop, args=(conn, ids))
+        for conn, ids in zip(conns, shares, strict=True)
+    ]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    ended = time.time()
+    for conn in conns:
+        conn.close()
+    results.put((started, ended, len(render_ids), 0))
+
+
 def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> None:
     """Put pending renders in flight quickly, for the poll-sweep measurement: Lambda ``start``
     through renderq's own client (the real payload, with the render's deterministic
@@ -606,15 +647,28 @@ class Helpers:
         self, function_name: str, payloads: list[str], processes: int, threads: int
     ) -> dict[str, Any]:
         """Calls/s of P processes x T threads of bare ``lambda.invoke`` over ``payloads``."""
+        return self._timed(
+            invoke_worker,
+            [(function_name, payloads[i::processes], threads) for i in range(processes)],
+            "calls",
+        )
+
+    def bare_updates(
+        self, database_url: str, render_ids: list[str], processes: int, threads: int
+    ) -> dict[str, Any]:
+        """Committed single-row UPDATEs/s of P processes x T threads of bare psycopg."""
+        return self._timed(
+            update_worker,
+            [(database_url, render_ids[i::processes], threads) for i in range(processes)],
+            "commits",
+        )
+
+    def _timed(self, target: Any, arg_lists: list[tuple[Any, ...]], unit: str) -> dict[str, Any]:
+        """Start one process per argument tuple, let them all begin at once, and return the
+        combined rate: each process puts (started, ended, count, errors) on its queue."""
         ctx = self.context()
         ready, go, results = ctx.Queue(), ctx.Event(), ctx.Queue()
-        shares = [payloads[i::processes] for i in range(processes)]
-        procs = [
-            ctx.Process(
-                target=invoke_worker, args=(function_name, share, threads, ready, go, results)
-            )
-            for share in shares
-        ]
+        procs = [ctx.Process(target=target, args=(*a, ready, go, results)) for a in arg_lists]
         self.live += procs
         for proc in procs:
             proc.start()
@@ -626,12 +680,12 @@ class Helpers:
             self.stop(procs)
         started = min(o[0] for o in outcomes)
         ended = max(o[1] for o in outcomes)
-        calls = sum(o[2] for o in outcomes)
+        count = sum(o[2] for o in outcomes)
         return {
-            "calls": calls,
+            unit: count,
             "errors": sum(o[3] for o in outcomes),
             "seconds": round(ended - started, 3),
-            "calls_per_s": round(calls / (ended - started), 1),
+            f"{unit}_per_s": round(count / (ended - started), 1),
         }
 
     def stop(self, procs: list[Any]) -> None:

@@ -93,3 +93,35 @@ def proc_pid(results: dict[str, object]) -> int:
     pid = results["pid"]
     assert isinstance(pid, int)
     return pid
+
+
+@pytest.mark.timeout(120)
+def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_path: Path) -> None:
+    """Bare Dramatiq, the lifecycle on both databases and the floor (bare boto3 invokes and
+    bare UPDATEs against the same emulator and database) in one run."""
+    out = tmp_path / "bench.json"
+    pg_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "scripts.bench", "--quick", "--only", "lifecycle"),
+            *("--out", str(out), "--postgres-url", pg_url),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "lifecycle / bare ratio (postgresql)" in proc.stdout
+    results = json.loads(out.read_text())
+    assert set(results["sections"]) == {"bare", "lifecycle"}
+    life = results["sections"]["lifecycle"]["figures"]
+    for kind in ("sqlite", "postgresql"):
+        assert life[kind]["failed"] == 0 and life[kind]["renders_per_s"] > 0
+        assert life[kind]["emulator_starts_total"] == life[kind]["renders"]
+    floor = life["postgresql"]["floor"]
+    assert floor["bare_invoke_errors"] == 0
+    assert floor["bare_invoke_calls_per_s"] > 0 and floor["bare_update_commits_per_s"] > 0
+    # The floor leaves out everything but the unavoidable parts, so it is above the lifecycle.
+    assert floor["renders_per_s"] > life["postgresql"]["renders_per_s"]
