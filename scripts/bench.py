@@ -927,6 +927,9 @@ class Bench:
             if rendering != n:
                 raise RuntimeError(f"only {rendering}/{n} renders in flight ({sum(failed)} failed)")
             run.start_workers()
+            # A render is first polled one POLL_INTERVAL after its start: wait until the last
+            # one set up is due, so the first sweep finds all N due at once.
+            time.sleep(max(0.0, setup_started + setup_s + 2.1 - time.monotonic()))
             cpu_before = run.cpu_snapshot()
             scheduler_at = time.time()
             run.start_scheduler()
