@@ -253,8 +253,14 @@ def _age(render_id: str, seconds: float) -> None:
         )
 
 
-def test_a_sweep_polls_only_the_renders_that_are_due(sqlite_db, emulator):
+def test_a_sweep_polls_only_the_renders_that_are_due(sqlite_db, emulator, monkeypatch):
+    from tests.conftest import _reset_caches
+
+    # Long enough that a slow machine cannot make the fresh render due by itself.
+    monkeypatch.setenv("POLL_INTERVAL", "60")
+    _reset_caches()
     interval = get_settings().poll_interval
+    assert interval == 60
     fresh, payload = pending(input_props={"__emulator__": {"never_finish": True}})
     start.start_render(payload, "m")
     old, payload = pending(input_props={"__emulator__": {"never_finish": True}})
