@@ -258,7 +258,7 @@ class Run:
             "REMOTION_AWS_SECRET_ACCESS_KEY": "bench-secret-not-a-real-key-00000000000000",
             "REMOTION_SERVE_URL": "https://example.invalid/sites/bench/index.html",
             "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
+            "LOG_LEVEL": bench.args.log_level,
             # Metrics stay on (the production default, so their cost is measured), on a port
             # of this run's own so that another worker on the machine cannot collide with it,
             # and with samples under the run directory, which is removed afterwards.
@@ -1310,6 +1310,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="server where renderq_bench_* databases are created and dropped",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep var/bench/run-<pid>/")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="LOG_LEVEL of the measured processes (INFO, the default, is what production runs)",
+    )
     args = parser.parse_args(argv)
     if args.processes < 1 or args.threads < 1:
         parser.error("--processes and --threads must be >= 1")
