@@ -61,6 +61,10 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # No pre-ping: it costs a round trip on every transaction. After a server restart the first
+    # use of a dead connection raises, SQLAlchemy then discards every older pooled connection,
+    # and the message (or the poll batch's renders, at the next sweep) is retried;
+    # tests/test_crash_safety.py cuts the database under load.
     return sa.create_engine(
         url,
         pool_size=settings.db_pool_size,
