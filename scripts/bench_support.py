@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.devstack import Stack
+from scripts.devstack import Stack, dramatiq_argv
 from scripts.lambda_emulator import control
 
 #: Queue and actor of the bare-Dramatiq baseline (``scripts.bench_noop``).
@@ -216,18 +216,8 @@ class BenchStack(Stack):
     ) -> subprocess.Popen[bytes]:
         """The same ``dramatiq`` command line for the bare baseline and for renderq, so the
         two differ only in the module they load."""
-        argv = [
-            str(Path(sys.executable).parent / "dramatiq"),
-            module,
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-            "--skip-logging",
-            # Shutdown waits for in-flight messages; a benchmark need not wait 10 minutes.
-            "--worker-shutdown-timeout",
-            "5000",
-        ]
+        # Shutdown waits for in-flight messages; a benchmark need not wait 10 minutes.
+        argv = dramatiq_argv(module, processes=processes, threads=threads, shutdown_timeout_ms=5000)
         return self.spawn(name, argv)
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -23,6 +23,32 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+def dramatiq_argv(
+    module: str,
+    *,
+    processes: int,
+    threads: int,
+    queues: list[str] | None = None,
+    shutdown_timeout_ms: int | None = None,
+) -> list[str]:
+    """The ``dramatiq`` command line of this venv, as the Procfile runs it (JSON logs come from
+    renderq's own logging, hence ``--skip-logging``)."""
+    argv = [
+        str(Path(sys.executable).parent / "dramatiq"),
+        module,
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--skip-logging",
+    ]
+    if shutdown_timeout_ms is not None:
+        argv += ["--worker-shutdown-timeout", str(shutdown_timeout_ms)]
+    if queues:
+        argv += ["--queues", *queues]
+    return argv
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,17 +157,7 @@ class Stack:
         threads: int = 8,
         queues: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        argv = [
-            str(Path(sys.executable).parent / "dramatiq"),
-            "worker.actors",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-            "--skip-logging",
-        ]
-        if queues:
-            argv += ["--queues", *queues]
+        argv = dramatiq_argv("worker.actors", processes=processes, threads=threads, queues=queues)
         return self.spawn(name, argv)
 
     def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen[bytes]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scripts.devstack import wait_for
+from scripts.devstack import dramatiq_argv, wait_for
 
 T = TypeVar("T")
 
@@ -90,20 +90,13 @@ class WorkerGroup:
         queues: list[str] | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> ManagedProcess:
-        bin_dir = Path(sys.executable).parent
-        argv = [
-            str(bin_dir / "dramatiq"),
+        argv = dramatiq_argv(
             "worker.actors",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-            "--skip-logging",
-            "--worker-shutdown-timeout",
-            "10000",
-        ]
-        if queues:
-            argv += ["--queues", *queues]
+            processes=processes,
+            threads=threads,
+            queues=queues,
+            shutdown_timeout_ms=10000,
+        )
         return self._spawn("worker", argv, extra_env)
 
     def start_scheduler(self, extra_env: dict[str, str] | None = None) -> ManagedProcess:
