@@ -194,6 +194,35 @@ class TcpProxy:
         self.listener.close()
 
 
+def run_module(
+    module: str, env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` from the repository root with ``env`` on top of ours, the way
+    an operator runs the scripts."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def proxied_database(database_url: str, password: str | None = None) -> tuple[TcpProxy, str]:
+    """A proxy in front of the database server of ``database_url`` (to cut it), and the URL
+    that goes through it; ``password`` is put into that URL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    assert url.host and url.port, database_url
+    proxy = TcpProxy(url.host, url.port)
+    through = url.set(host="127.0.0.1", port=proxy.port)
+    if password is not None:
+        through = through.set(password=password)
+    return proxy, through.render_as_string(hide_password=False)
+
+
 def make_request(**overrides: object) -> Any:
     """A valid render request (1080p, 10 s) with any field overridden."""
     from shared.render_request import RenderRequest

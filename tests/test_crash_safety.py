@@ -16,7 +16,14 @@ import redis
 from shared import renders
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import ManagedProcess, TcpProxy, WorkerGroup, emulator_call, wait_until
+from tests.support import (
+    ManagedProcess,
+    WorkerGroup,
+    emulator_call,
+    make_request,
+    proxied_database,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +41,11 @@ FAST_RECOVERY = {
 
 
 def req(i: int, frames: int = 90, **props: object) -> RenderRequest:
-    return RenderRequest(
+    return make_request(
         user_id=f"user{i % 3}",
         generation_id=f"gen-{i}",
-        composition="Main",
         width=1280,
         height=720,
-        fps=30,
         duration_in_frames=frames,
         input_props=dict(props),
     )
@@ -166,10 +171,7 @@ def test_database_unreachable_for_a_while(
     engine.dispose()
     use_db(pg_database_url)
     configure(env, monkeypatch)
-    host_port = pg_database_url.split("@", 1)[1].split("/", 1)[0]
-    host, port = host_port.split(":")
-    proxy = TcpProxy(host, int(port))
-    proxied = pg_database_url.replace(host_port, f"127.0.0.1:{proxy.port}")
+    proxy, proxied = proxied_database(pg_database_url)
     emulator_call(emulator.url, "/_emulator/faults", {"speed": 90})  # 90 frames: 1 s
     stored = enqueue_renders([req(i) for i in range(12)])  # through the direct URL
     ids = [r.id for r in stored]

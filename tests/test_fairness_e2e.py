@@ -14,20 +14,19 @@ import redis
 from shared import renders
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import emulator_call, wait_until
+from tests.support import emulator_call, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 def req(user: str, i: int, frames: int = 60) -> RenderRequest:
-    return RenderRequest(
+    return make_request(
         user_id=user,
         generation_id=f"{user}-{i}",
-        composition="Main",
         width=1280,
         height=720,
-        fps=30,
         duration_in_frames=frames,
+        input_props={},
     )
 
 

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from scripts.devstack import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import run_module
 
 
 def run_health(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.health", *args],
-        cwd=ROOT,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_module("scripts.health", env, *args, timeout=30)
 
 
 def lines(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:

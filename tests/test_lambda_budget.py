@@ -12,7 +12,7 @@ from shared.producer import message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
-from tests.support import emulator_call
+from tests.support import emulator_call, make_request
 from worker import poller, start
 from worker.defer import Defer
 
@@ -90,17 +90,8 @@ def test_a_waiter_that_stops_asking_does_not_block_the_line(budget, monkeypatch)
 
 
 def req(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": "g1",
-        "composition": "Main",
-        "width": 1280,
-        "height": 720,
-        "fps": 30,
-        "duration_in_frames": 600,  # 1 + 30 functions
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    defaults = {"width": 1280, "height": 720, "duration_in_frames": 600, "input_props": {}}
+    return make_request(**{**defaults, **overrides})  # 600 frames: 1 + 30 functions
 
 
 def pending(**overrides: object) -> tuple[str, dict]:

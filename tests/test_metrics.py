@@ -11,7 +11,7 @@ from scripts.devstack import free_port
 from shared import renders
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import wait_until
+from tests.support import make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +43,11 @@ def test_metrics_from_a_running_worker(env, use_db, sqlite_url, workers, monkeyp
         env[key] = val
 
     def req(i: int, **props: object) -> RenderRequest:
-        return RenderRequest(
+        return make_request(
             user_id="u1" if i < 4 else "u2",
             generation_id=f"m{i}",
-            composition="Main",
             width=1280,
             height=720,
-            fps=30,
             duration_in_frames=60,
             input_props=dict(props),
         )

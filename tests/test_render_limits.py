@@ -7,22 +7,13 @@ from pydantic import ValidationError
 
 from shared.render_limits import RenderLimitExceeded, RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
+from tests.support import make_request
 
 LIMITS = RenderLimits()
 
 
 def req(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": "g1",
-        "composition": "Main",
-        "width": 1920,
-        "height": 1080,
-        "fps": 30,
-        "duration_in_frames": 600,
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return make_request(**{"duration_in_frames": 600, "input_props": {}, **overrides})
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import redis
 
 from shared import renders, repository
 from shared.models import RenderStatus
-from shared.render_request import RenderRequest
+from tests.support import make_request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,14 +24,13 @@ def failed(user: str, code: str, generation: str | None = None) -> str:
     rid = str(uuid.uuid4())
     repository.insert_pending(
         rid,
-        RenderRequest(
+        make_request(
             user_id=user,
             generation_id=generation or f"gen-{rid[:8]}",
-            composition="Main",
             width=1280,
             height=720,
-            fps=30,
             duration_in_frames=60,
+            input_props={},
         ),
     )
     repository.fail(rid, RenderStatus.PENDING, code=code, message=f"{code} happened")

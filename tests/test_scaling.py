@@ -14,20 +14,18 @@ from shared import renders
 from shared.producer import enqueue_renders, message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
-from tests.support import emulator_call, wait_until
+from tests.support import emulator_call, make_request, wait_until
 from worker import start
 
 pytestmark = pytest.mark.e2e
 
 
 def req(i: int, **props: object) -> RenderRequest:
-    return RenderRequest(
+    return make_request(
         user_id=f"user{i % 50}",
         generation_id=f"scale-{i}",
-        composition="Main",
         width=1280,
         height=720,
-        fps=30,
         duration_in_frames=60,
         input_props=dict(props),
     )

@@ -12,7 +12,7 @@ from shared import renders
 from shared.db import normalize_url
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import TcpProxy, emulator_call, wait_until
+from tests.support import emulator_call, make_request, proxied_database, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +27,8 @@ def test_no_secret_in_any_log_line(env, use_db, pg_database_url, workers, emulat
         conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
     engine.dispose()
     use_db(pg_database_url)
-    host_port = pg_database_url.split("@", 1)[1].split("/", 1)[0]
-    host, port = host_port.split(":")
-    proxy = TcpProxy(host, int(port))
     # Trust auth ignores the password, but it is in the URL every worker uses.
-    proxied = pg_database_url.replace(
-        f"postgres@{host_port}", f"postgres:{DB_PASSWORD}@127.0.0.1:{proxy.port}"
-    )
+    proxy, proxied = proxied_database(pg_database_url, password=DB_PASSWORD)
     for key, value in {
         "REMOTION_AWS_ACCESS_KEY_ID": KEY_ID,
         "REMOTION_AWS_SECRET_ACCESS_KEY": SECRET,
@@ -44,13 +39,11 @@ def test_no_secret_in_any_log_line(env, use_db, pg_database_url, workers, emulat
     emulator_call(emulator.url, "/_emulator/faults", {"crash_starts": 2, "throttle_status": 3})
 
     def req(i: int, **props: object) -> RenderRequest:
-        return RenderRequest(
+        return make_request(
             user_id="u",
             generation_id=f"s{i}",
-            composition="Main",
             width=1280,
             height=720,
-            fps=30,
             duration_in_frames=60,
             input_props=dict(props),
         )

@@ -7,9 +7,7 @@ environment, logging staying off stdout, and the exit codes, not just ``collect_
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.producer import enqueue_renders, message_payload
 from shared.render_request import RenderRequest
 from shared.settings import get_settings
+from tests.support import make_request, run_module
 from worker import poller
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,29 +36,11 @@ BUDGET = 20
 
 
 def req(**overrides: object) -> RenderRequest:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "generation_id": f"g-{uuid.uuid4().hex[:8]}",
-        "composition": "Main",
-        "input_props": {"title": "Hi"},
-        "width": 1920,
-        "height": 1080,
-        "fps": 30,
-        "duration_in_frames": 300,
-    }
-    values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return make_request(**{"generation_id": f"g-{uuid.uuid4().hex[:8]}", **overrides})
 
 
 def run_status(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.status", *args],
-        cwd=ROOT,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_module("scripts.status", env, *args, timeout=60)
 
 
 def status_json(env: dict[str, str], *args: str) -> dict[str, Any]:
