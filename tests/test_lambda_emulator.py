@@ -74,6 +74,17 @@ def _invoke(lam: Any, payload: dict[str, Any], function: str = FUNCTION_NAME) ->
     )
 
 
+def _start(**fields: object) -> dict[str, object]:
+    """A raw ``start`` payload of the pinned version with the given fields on top."""
+    return {
+        "type": "start",
+        "version": REMOTION_VERSION,
+        "composition": "Main",
+        "serveUrl": SERVE_URL,
+        **fields,
+    }
+
+
 def _status_payload(render_id: str, bucket_name: str) -> dict[str, Any]:
     return {
         "type": "status",
@@ -267,14 +278,7 @@ def test_output_size_is_deterministic_and_display_cost_format(server, client) ->
 def test_big_render_costs_display_in_dollars(make_server) -> None:
     server = make_server(speed=50_000)  # 180 functions for 0.36 s: ~49 function-seconds
     lam = _raw_lambda(server)
-    payload = {
-        "type": "start",
-        "version": REMOTION_VERSION,
-        "composition": "Long",
-        "serveUrl": SERVE_URL,
-        "forceDurationInFrames": 18000,
-        "framesPerLambda": 100,
-    }
+    payload = _start(composition="Long", forceDurationInFrames=18000, framesPerLambda=100)
     body = _raw_progress_when_done(lam, _invoke(lam, payload))
     assert body["renderMetadata"]["totalChunks"] == 180
     assert body["costs"]["accruedSoFar"] >= 0.001
@@ -283,15 +287,11 @@ def test_big_render_costs_display_in_dollars(make_server) -> None:
 
 def test_custom_bucket_and_out_name_object(server) -> None:
     lam = _raw_lambda(server)
-    payload = {
-        "type": "start",
-        "version": REMOTION_VERSION,
-        "composition": "Main",
-        "serveUrl": SERVE_URL,
-        "forceDurationInFrames": 10,
-        "bucketName": "remotionlambda-useast1-mine",
-        "outName": {"bucketName": "my-output", "key": "videos/final.mp4"},
-    }
+    payload = _start(
+        forceDurationInFrames=10,
+        bucketName="remotionlambda-useast1-mine",
+        outName={"bucketName": "my-output", "key": "videos/final.mp4"},
+    )
     started = _invoke(lam, payload)
     assert started["bucketName"] == "remotionlambda-useast1-mine"
     body = _raw_progress_when_done(lam, started)
@@ -322,12 +322,7 @@ def test_invoke_response_headers_and_function_arn(server) -> None:
 
 def test_version_mismatch_is_a_handled_error(server) -> None:
     lam = _raw_lambda(server)
-    payload = {
-        "type": "start",
-        "version": "4.0.100",
-        "composition": "Main",
-        "serveUrl": SERVE_URL,
-    }
+    payload = _start(version="4.0.100")
     response = lam.invoke(FunctionName=FUNCTION_NAME, Payload=json.dumps(payload))
     assert response["StatusCode"] == 200
     assert "FunctionError" not in response
@@ -848,16 +843,7 @@ def test_list_objects_v2_pagination_delimiter_and_start_after(server, client) ->
 
 
 def test_list_objects_v2_caps_pages_at_1000_keys(server) -> None:
-    payload = json.dumps(
-        {
-            "type": "start",
-            "version": REMOTION_VERSION,
-            "composition": "Main",
-            "serveUrl": SERVE_URL,
-            "forceDurationInFrames": 5,
-            "outName": "o.mp4",
-        }
-    ).encode()
+    payload = json.dumps(_start(forceDurationInFrames=5, outName="o.mp4")).encode()
     for _ in range(600):  # in process: 600 starts over HTTP would dominate the run time
         assert server.emulator.invoke(FUNCTION_NAME, payload).status == 200
     time.sleep(0.01)  # every render is done after 5 ms
@@ -928,15 +914,11 @@ def test_buckets_and_locations(make_server, make_client, monkeypatch) -> None:
     assert client._get_remotion_buckets() == [DEFAULT_BUCKET]
 
     lam = _raw_lambda(server)
-    payload = {
-        "type": "start",
-        "version": REMOTION_VERSION,
-        "composition": "Main",
-        "serveUrl": SERVE_URL,
-        "forceDurationInFrames": 10,
-        "bucketName": "remotionlambda-useast1-mine",
-        "outName": {"bucketName": "my-output", "key": "videos/final.mp4"},
-    }
+    payload = _start(
+        forceDurationInFrames=10,
+        bucketName="remotionlambda-useast1-mine",
+        outName={"bucketName": "my-output", "key": "videos/final.mp4"},
+    )
     started = _invoke(lam, payload)
     buckets = s3.list_buckets()["Buckets"]
     assert [b["Name"] for b in buckets] == [
@@ -1004,13 +986,7 @@ def test_stats_count_s3_calls_and_reset_clears_objects(server, client) -> None:
     _progress_when(client, started, "done")
     _invoke(
         _raw_lambda(server),
-        {
-            "type": "start",
-            "version": REMOTION_VERSION,
-            "composition": "Main",
-            "serveUrl": SERVE_URL,
-            "bucketName": "remotionlambda-useast1-mine",
-        },
+        _start(bucketName="remotionlambda-useast1-mine"),
     )
     s3 = _s3(server)
     s3.list_buckets()
@@ -1086,13 +1062,7 @@ def test_cli_prints_listening_line_and_exits_cleanly_on_sigterm() -> None:
         assert line.startswith(prefix), line
         url = line.removeprefix("lambda-emulator listening on ")
         lam = _session().client("lambda", endpoint_url=url, config=NO_RETRIES)
-        payload = {
-            "type": "start",
-            "version": REMOTION_VERSION,
-            "composition": "Main",
-            "serveUrl": SERVE_URL,
-            "forceDurationInFrames": 10,
-        }
+        payload = _start(forceDurationInFrames=10)
         assert _invoke(lam, payload)["type"] == "success"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
