@@ -110,6 +110,19 @@ def plan_sweep() -> list[list[str]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
+_gauges_due = 0.0
+
+
+def _refresh_gauges() -> None:
+    """In-flight counts and budget for the metrics, at most once per ``POLL_INTERVAL`` per
+    process: two COUNT queries on every tick (several a second) would be wasted work."""
+    global _gauges_due
+    now = time.monotonic()
+    if metrics.enabled() and now >= _gauges_due:
+        _gauges_due = now + get_settings().poll_interval
+        metrics.gauges(repository.count_in_flight(), get_budget().in_use())
+
+
 def _sweep_key(slot: int) -> str:
     return get_settings().redis_key("poll", "sweep", str(slot))
 
@@ -142,8 +155,7 @@ def start_sweep(slot: int) -> list[list[str]] | None:
             log.debug("poll slot already claimed", slot=slot)
             return None
         batches = plan_sweep()
-        if metrics.enabled():
-            metrics.gauges(repository.count_in_flight(), get_budget().in_use())
+        _refresh_gauges()
     except BaseException:
         # Database down, say: without this the mark would stop every sweep until it expires.
         _release_running(slot)
