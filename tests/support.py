@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,45 @@ def proxied_database(database_url: str, password: str | None = None) -> tuple[Tc
     if password is not None:
         through = through.set(password=password)
     return proxy, through.render_as_string(hide_password=False)
+
+
+def all_terminal(ids: list[str]) -> bool:
+    """Every render of ``ids`` is complete or failed."""
+    from shared import renders
+
+    return all(r.status in ("complete", "failed") for r in renders.get_many(ids))
+
+
+def database_outage_under_load(
+    workers: WorkerGroup,
+    database_url: str,
+    render_ids: list[str],
+    down_s: float,
+    password: str | None = None,
+) -> None:
+    """Run a worker and a scheduler whose database connections go through a proxy, wait until
+    they have started on ``render_ids``, then cut the database for ``down_s`` seconds and
+    wait until every render is terminal again. The caller's own connections stay direct;
+    ``password`` goes into the workers' URL."""
+    from shared import renders
+
+    proxy, proxied = proxied_database(database_url, password)
+    try:
+        workers.start_worker(processes=1, threads=4, extra_env={"DATABASE_URL": proxied})
+        workers.start_scheduler(extra_env={"DATABASE_URL": proxied})
+        wait_until(
+            lambda: any(r.status != "pending" for r in renders.get_many(render_ids)),
+            timeout=30,
+            what="work under way",
+        )
+        proxy.cut()
+        time.sleep(down_s)
+        proxy.restore()
+        wait_until(
+            lambda: all_terminal(render_ids), timeout=120, what="every render terminal again"
+        )
+    finally:
+        proxy.close()
 
 
 def make_request(**overrides: object) -> Any:

@@ -19,9 +19,10 @@ from shared.render_request import RenderRequest
 from tests.support import (
     ManagedProcess,
     WorkerGroup,
+    all_terminal,
+    database_outage_under_load,
     emulator_call,
     make_request,
-    proxied_database,
     wait_until,
 )
 
@@ -58,10 +59,6 @@ def configure(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, **values: st
     from tests.conftest import _reset_caches
 
     _reset_caches()
-
-
-def all_terminal(ids: list[str]) -> bool:
-    return all(r.status in ("complete", "failed") for r in renders.get_many(ids))
 
 
 def starts_per_render(emulator_url: str, ids: list[str]) -> dict[str, int]:
@@ -171,24 +168,10 @@ def test_database_unreachable_for_a_while(
     engine.dispose()
     use_db(pg_database_url)
     configure(env, monkeypatch)
-    proxy, proxied = proxied_database(pg_database_url)
     emulator_call(emulator.url, "/_emulator/faults", {"speed": 90})  # 90 frames: 1 s
     stored = enqueue_renders([req(i) for i in range(12)])  # through the direct URL
     ids = [r.id for r in stored]
-    try:
-        workers.start_worker(processes=1, threads=4, extra_env={"DATABASE_URL": proxied})
-        workers.start_scheduler(extra_env={"DATABASE_URL": proxied})
-        wait_until(
-            lambda: any(r.status != "pending" for r in renders.get_many(ids)),
-            timeout=30,
-            what="work under way",
-        )
-        proxy.cut()
-        time.sleep(6)
-        proxy.restore()
-        wait_until(lambda: all_terminal(ids), timeout=120, what="all terminal after the outage")
-    finally:
-        proxy.close()
+    database_outage_under_load(workers, pg_database_url, ids, down_s=6)
     assert {r.status for r in renders.get_many(ids)} == {"complete"}
     assert set(starts_per_render(emulator.url, ids).values()) == {1}
 

@@ -16,17 +16,13 @@ from shared.messages import producer_broker, start_render_message
 from shared.producer import enqueue_render, enqueue_renders, message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
-from tests.support import emulator_call, make_request, wait_until
+from tests.support import all_terminal, emulator_call, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 def req(**overrides: object) -> RenderRequest:
     return make_request(**overrides)
-
-
-def all_terminal(ids: list[str]) -> bool:
-    return all(r.status in ("complete", "failed") for r in renders.get_many(ids))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import redis
 from shared import renders
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import emulator_call, make_request, wait_until
+from tests.support import all_terminal, emulator_call, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -71,10 +71,6 @@ class ThrottleWatcher:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def all_terminal(ids: list[str]) -> bool:
-    return all(r.status in ("complete", "failed") for r in renders.get_many(ids))
 
 
 def test_rate_limit_holds_for_10_users_with_3_processes(

@@ -3,16 +3,13 @@ including the tracebacks of a database outage and the Lambda errors of a bad run
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
-from shared import renders
 from shared.db import normalize_url
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
-from tests.support import emulator_call, make_request, proxied_database, wait_until
+from tests.support import database_outage_under_load, emulator_call, make_request
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +24,6 @@ def test_no_secret_in_any_log_line(env, use_db, pg_database_url, workers, emulat
         conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
     engine.dispose()
     use_db(pg_database_url)
-    # Trust auth ignores the password, but it is in the URL every worker uses.
-    proxy, proxied = proxied_database(pg_database_url, password=DB_PASSWORD)
     for key, value in {
         "REMOTION_AWS_ACCESS_KEY_ID": KEY_ID,
         "REMOTION_AWS_SECRET_ACCESS_KEY": SECRET,
@@ -52,24 +47,9 @@ def test_no_secret_in_any_log_line(env, use_db, pg_database_url, workers, emulat
         [req(i) for i in range(6)] + [req(9, __emulator__={"fatal_at": 0.3, "message": "boom"})]
     )
     ids = [r.id for r in stored]
-    try:
-        workers.start_worker(processes=1, threads=4, extra_env={"DATABASE_URL": proxied})
-        workers.start_scheduler(extra_env={"DATABASE_URL": proxied})
-        wait_until(
-            lambda: any(r.status != "pending" for r in renders.get_many(ids)),
-            timeout=30,
-            what="work",
-        )
-        proxy.cut()  # a database outage: errors with tracebacks in the logs
-        time.sleep(3)
-        proxy.restore()
-        wait_until(
-            lambda: all(r.status in ("complete", "failed") for r in renders.get_many(ids)),
-            timeout=90,
-            what="renders terminal",
-        )
-    finally:
-        proxy.close()
+    # A database outage: errors with tracebacks in the logs. Trust auth ignores the password,
+    # but it is in the URL every worker uses.
+    database_outage_under_load(workers, pg_database_url, ids, down_s=3, password=DB_PASSWORD)
     logs = workers.all_logs()
     assert "Traceback" in logs or '"exception"' in logs, "the outage should have logged errors"
     for secret in (KEY_ID, SECRET, DB_PASSWORD):
