@@ -507,7 +507,7 @@ def replay(render_id: str) -> Render:
 # --- queries the workers need ---------------------------------------------------------------
 
 
-def rendering_ids(due_before: datetime | None = None, limit: int | None = None) -> list[str]:
+def rendering_ids(due_before: datetime | None = None) -> list[str]:
     """Renders to poll, least recently polled first.
 
     With ``due_before``, only those last polled (or, never polled, started) at or before it:
@@ -518,8 +518,6 @@ def rendering_ids(due_before: datetime | None = None, limit: int | None = None) 
     if due_before is not None:
         stmt = stmt.where(sa.or_(last_seen <= due_before, last_seen.is_(None)))
     stmt = stmt.order_by(col(Render.last_polled_at).is_not(None), col(Render.last_polled_at))
-    if limit:
-        stmt = stmt.limit(limit)
     with Session(get_engine()) as session:
         return list(session.exec(stmt))
 
