@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from shared.db import get_engine, session_scope
+from shared.db import get_engine, session_scope, single_statement
 from shared.errors import IllegalTransition, RenderNotFound
 from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
 from shared.render_request import CODEC_EXTENSIONS, RenderRequest
@@ -26,13 +26,26 @@ _table = Render.__table__  # type: ignore[attr-defined]
 _c = _table.c
 _now: sa.BindParameter[Any] = sa.bindparam("now")
 
+
+def _status_is(status: RenderStatus) -> sa.ColumnElement[bool]:
+    """The status guard of a statement that already names its rows by id.
+
+    Written so no index can serve it (``status || '' = :status``): the row is found by primary
+    key and the guard is checked on that row. A plain ``status = :status`` lets PostgreSQL
+    choose a ``(status, ...)`` index instead whenever its statistics say the status is rare,
+    which is the normal state of this table (most rows are finished) and exactly wrong during
+    a burst: each claim then scans every pending render, O(backlog) per statement
+    (``tests/test_query_plans.py``).
+    """
+    return sa.type_coerce(_c.status, sa.String).concat("") == status.value
+
 # The hot path (claim, start, poll) uses statements built once with bind parameters: building
 # a statement costs more Python time than executing a cached one.
 _CLAIM_CORE = (
     sa.update(_table)
     .where(
         _c.id == sa.bindparam("rid"),
-        _c.status == RenderStatus.PENDING,
+        _status_is(RenderStatus.PENDING),
         sa.or_(_c.claim_expires_at.is_(None), _c.claim_expires_at < _now),
     )
     .values(
@@ -92,7 +105,7 @@ _RELEASE_VALUES = {
 }
 _RELEASE_WHERE = (
     _c.id == sa.bindparam("rid"),
-    _c.status == RenderStatus.PENDING,
+    _status_is(RenderStatus.PENDING),
     _c.claim_token == sa.bindparam("token"),
 )
 _RELEASE_KEEP_COUNT = sa.update(_table).where(*_RELEASE_WHERE).values(_RELEASE_VALUES)
@@ -110,7 +123,7 @@ _MARK_RENDERING = (
     sa.update(_table)
     .where(
         _c.id == sa.bindparam("rid"),
-        _c.status == RenderStatus.PENDING,
+        _status_is(RenderStatus.PENDING),
         _c.claim_token == sa.bindparam("token"),
     )
     .values(
@@ -129,7 +142,7 @@ _MARK_RENDERING = (
 )
 _PROGRESS = (
     sa.update(_table)
-    .where(_c.id == sa.bindparam("rid"), _c.status == RenderStatus.RENDERING)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
     .values(
         progress=sa.case((_c.progress < sa.bindparam("p"), sa.bindparam("p")), else_=_c.progress),
         cost_usd=sa.bindparam("cost"),
@@ -140,7 +153,7 @@ _PROGRESS = (
 )
 _COMPLETE = (
     sa.update(_table)
-    .where(_c.id == sa.bindparam("rid"), _c.status == RenderStatus.RENDERING)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
     .values(
         status=RenderStatus.COMPLETE,
         progress=1.0,
@@ -154,7 +167,7 @@ _COMPLETE = (
 )
 _FAIL_RENDERING = (
     sa.update(_table)
-    .where(_c.id == sa.bindparam("rid"), _c.status == RenderStatus.RENDERING)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
     .values(
         status=RenderStatus.FAILED,
         error_code=sa.bindparam("code"),
@@ -254,7 +267,7 @@ def _cas(
     now = utcnow()
     stmt = (
         sa.update(Render)
-        .where(col(Render.id) == render_id, col(Render.status) == from_status, *extra_conditions)
+        .where(col(Render.id) == render_id, _status_is(from_status), *extra_conditions)
         .values(updated_at=now, **values, **({"status": to_status} if to_status else {}))
         .returning(Render)
         .execution_options(synchronize_session=False)
@@ -318,7 +331,7 @@ def claim_start(render_id: str, token: str, lease_s: float) -> Claim | None:
         "expires": now + timedelta(seconds=lease_s),
         "now": now,
     }
-    with get_engine().begin() as conn:
+    with single_statement() as conn:
         row = conn.execute(_CLAIM_CORE, params).first()
     return None if row is None else Claim(*row)
 
@@ -335,7 +348,7 @@ def release_claim(
     claim counted is taken back."""
     stmt = _RELEASE_KEEP_COUNT if start_may_have_happened else _RELEASE
     params = {"rid": render_id, "token": token, "throttled_until": throttled_until, "now": utcnow()}
-    with get_engine().begin() as conn:
+    with single_statement() as conn:
         return bool(conn.execute(stmt, params).rowcount)
 
 
@@ -352,7 +365,7 @@ def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_buc
         "lambda_bucket": lambda_bucket,
         "now": utcnow(),
     }
-    with get_engine().begin() as conn:
+    with single_statement() as conn:
         moved = conn.execute(_MARK_RENDERING, params).rowcount
     if not moved:
         raise IllegalTransition(
@@ -376,7 +389,7 @@ def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) ->
         {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost, "now": now}
         for rid, progress, cost in readings
     ]
-    with get_engine().begin() as conn:
+    with single_statement() as conn:  # each reading stands alone: no transaction around them
         conn.execute(_PROGRESS, rows)
 
 
@@ -575,7 +588,7 @@ class PollTarget(NamedTuple):
 
 _POLL_TARGETS = sa.select(
     _c.id, _c.user_id, _c.lambda_render_id, _c.lambda_bucket, _c.started_at
-).where(_c.id.in_(sa.bindparam("ids", expanding=True)), _c.status == RenderStatus.RENDERING)
+).where(_c.id.in_(sa.bindparam("ids", expanding=True)), _status_is(RenderStatus.RENDERING))
 
 
 def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
