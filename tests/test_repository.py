@@ -67,6 +67,41 @@ def test_full_lifecycle_and_timestamps(db):
     assert done.model_dump(mode="json")["status"] == "complete"
 
 
+def test_finish_many_moves_a_mixed_batch_and_skips_raced_renders(db):
+    done_ids = [started(new_render().id).id for _ in range(3)]
+    failed_ids = [started(new_render().id).id for _ in range(2)]
+    raced = started(new_render().id).id
+    repository.transition(raced, RenderStatus.RENDERING, RenderStatus.FAILED)
+    repository.record_progress_many([(failed_ids[0], 0.4, 0.05)])
+    moved = repository.finish_many(
+        [
+            repository.Completion(done_ids[0], "https://x/0.mp4", 10, 0.01),
+            # Lambda may not report a size or a cost: NULLs must keep their column types.
+            repository.Completion(done_ids[1], "https://x/1.mp4", None, None),
+            repository.Completion(done_ids[2], "https://x/2.mp4", 2**40, 0.02),
+            repository.Completion(raced, "https://x/raced.mp4", 1, 0.01),
+        ],
+        [
+            repository.Failure(failed_ids[0], "RENDER_ERROR", "x" * 5000, None),
+            repository.Failure(failed_ids[1], "RENDER_ERROR", "boom", 0.03),
+        ],
+    )
+    assert moved == {*done_ids, *failed_ids}
+    rows = {r.id: r for r in repository.load_many([*done_ids, *failed_ids, raced])}
+    assert rows[done_ids[0]].output_url == "https://x/0.mp4"
+    assert rows[done_ids[1]].output_size_bytes is None and rows[done_ids[1]].cost_usd is None
+    assert rows[done_ids[2]].output_size_bytes == 2**40
+    assert all(rows[i].status == RenderStatus.COMPLETE for i in done_ids)
+    assert all(rows[i].completed_at is not None for i in [*done_ids, *failed_ids])
+    first, second = rows[failed_ids[0]], rows[failed_ids[1]]
+    assert first.status == second.status == RenderStatus.FAILED
+    assert first.cost_usd == pytest.approx(0.05)  # no cost reported: the last one stays
+    assert len(first.error_message) == 4000
+    assert second.cost_usd == pytest.approx(0.03) and second.error_message == "boom"
+    assert rows[raced].status == RenderStatus.FAILED and rows[raced].output_url is None
+    assert repository.finish_many([], []) == set()
+
+
 @pytest.mark.parametrize("to", list(RenderStatus))
 @pytest.mark.parametrize("frm", list(RenderStatus))
 def test_illegal_moves_raise(db, frm, to):
