@@ -152,6 +152,35 @@ _PROGRESS = (
         updated_at=_now,
     )
 )
+_COMPLETE = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
+    .values(
+        status=RenderStatus.COMPLETE,
+        progress=1.0,
+        output_url=sa.bindparam("url"),
+        output_size_bytes=sa.bindparam("size"),
+        cost_usd=sa.bindparam("cost"),
+        completed_at=_now,
+        last_polled_at=_now,
+        updated_at=_now,
+    )
+)
+_FAIL_RENDERING = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
+    .values(
+        status=RenderStatus.FAILED,
+        error_code=sa.bindparam("code"),
+        error_message=sa.bindparam("message"),
+        cost_usd=sa.func.coalesce(sa.bindparam("cost", type_=sa.Float), _c.cost_usd),
+        completed_at=_now,
+        last_polled_at=_now,
+        updated_at=_now,
+    )
+)
+
+
 _INSERT = {
     # Executed with a list of rows: SQLAlchemy batches them ("insertmanyvalues") with a cached
     # statement, where .values(rows) would compile a new giant statement for every batch.
@@ -380,87 +409,35 @@ class Failure(NamedTuple):
 
 
 def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) -> set[str]:
-    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch: one statement
-    each (``UPDATE .. FROM (VALUES ..)``), every row still guarded by ``status = 'rendering'``.
-    Returns the ids this call moved (a render another process moved first is left alone).
-
-    Each render's transition stands alone, so the two statements need no common transaction;
-    one statement per batch instead of one per render is a round trip saved per render.
-    """
+    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch, in one
+    transaction; every UPDATE is still guarded by ``status = 'rendering'``. Returns the ids
+    this call moved (a render another process moved first is left alone)."""
+    if not completions and not failures:
+        return set()
     now = utcnow()
     moved: set[str] = set()
-    for statement in (_complete_many(completions, now), _fail_many(failures, now)):
-        if statement is not None:
-            with single_statement() as conn:
-                moved.update(conn.execute(statement).scalars())
+    with get_engine().begin() as conn:
+        for done in completions:
+            params = {
+                "rid": done.render_id,
+                "url": done.output_url,
+                "size": done.output_size_bytes,
+                "cost": done.cost_usd,
+                "now": now,
+            }
+            if conn.execute(_COMPLETE, params).rowcount:
+                moved.add(done.render_id)
+        for failed in failures:
+            params = {
+                "rid": failed.render_id,
+                "code": failed.code,
+                "message": failed.message[:4000],
+                "cost": failed.cost_usd,
+                "now": now,
+            }
+            if conn.execute(_FAIL_RENDERING, params).rowcount:
+                moved.add(failed.render_id)
     return moved
-
-
-def _rows(
-    name: str, columns: dict[str, type[sa.types.TypeEngine[Any]]], rows: Sequence[tuple[Any, ...]]
-) -> sa.Subquery:
-    """Rows of values as a table to UPDATE .. FROM. ``SELECT .. UNION ALL`` rather than
-    ``VALUES``: SQLite cannot name the columns of a VALUES list. Every value is cast: a column
-    of NULLs would otherwise be text to PostgreSQL."""
-    selects = [
-        sa.select(
-            *(
-                sa.cast(sa.literal(value, kind), kind).label(column)
-                for (column, kind), value in zip(columns.items(), row, strict=True)
-            )
-        )
-        for row in rows
-    ]
-    return (sa.union_all(*selects) if len(selects) > 1 else selects[0]).subquery(name)
-
-
-def _complete_many(completions: Sequence[Completion], now: datetime) -> sa.Update | None:
-    if not completions:
-        return None
-    done = _rows(
-        "done",
-        {"rid": sa.String, "url": sa.Text, "size": sa.BigInteger, "cost": sa.Float},
-        [tuple(c) for c in completions],
-    )
-    return (
-        sa.update(_table)
-        .where(_c.id == done.c.rid, _status_is(RenderStatus.RENDERING))
-        .values(
-            status=RenderStatus.COMPLETE,
-            progress=1.0,
-            output_url=done.c.url,
-            output_size_bytes=done.c.size,
-            cost_usd=done.c.cost,
-            completed_at=now,
-            last_polled_at=now,
-            updated_at=now,
-        )
-        .returning(_c.id)
-    )
-
-
-def _fail_many(failures: Sequence[Failure], now: datetime) -> sa.Update | None:
-    if not failures:
-        return None
-    failed = _rows(
-        "failed",
-        {"rid": sa.String, "code": sa.String, "message": sa.Text, "cost": sa.Float},
-        [(f.render_id, f.code, f.message[:4000], f.cost_usd) for f in failures],
-    )
-    return (
-        sa.update(_table)
-        .where(_c.id == failed.c.rid, _status_is(RenderStatus.RENDERING))
-        .values(
-            status=RenderStatus.FAILED,
-            error_code=failed.c.code,
-            error_message=failed.c.message,
-            cost_usd=sa.func.coalesce(failed.c.cost, _c.cost_usd),
-            completed_at=now,
-            last_polled_at=now,
-            updated_at=now,
-        )
-        .returning(_c.id)
-    )
 
 
 def record_poll_failure(render_id: str) -> int | None:

@@ -133,26 +133,14 @@ def test_control_a_plain_status_guard_scans_the_backlog(engine):
         ("_RELEASE_KEEP_COUNT", "pending"),
         ("_MARK_RENDERING", "pending"),
         ("_PROGRESS", "rendering"),
+        ("_COMPLETE", "rendering"),
+        ("_FAIL_RENDERING", "rendering"),
     ],
 )
 def test_hot_updates_use_the_primary_key(engine, name, status):
     statement = getattr(repository, name)
     used = _indexes_used(engine, statement, _params(IDS[status]))
     assert used == {"render_pkey"}, f"{name} plans {used}"
-
-
-def test_batch_finishes_use_the_primary_key(engine):
-    """A poll batch's completions and failures: one UPDATE .. FROM per kind."""
-    ids = [f"new-1{i}" for i in range(40)]
-    now = utcnow()
-    complete = repository._complete_many(
-        [repository.Completion(rid, "s3://b/out.mp4", 10, 0.01) for rid in ids], now
-    )
-    fail = repository._fail_many(
-        [repository.Failure(rid, "RENDER_ERROR", "boom", None) for rid in ids], now
-    )
-    assert _indexes_used(engine, complete, {}) == {"render_pkey"}
-    assert _indexes_used(engine, fail, {}) == {"render_pkey"}
 
 
 def test_poll_targets_use_the_primary_key(engine):
