@@ -369,6 +369,17 @@ class Run:
         return stats
 
 
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median ratio (the lower middle one for an even count), with every
+    run's ratio attached and the first run's floor (measured once)."""
+    ordered = sorted(results, key=lambda r: r["ratio_to_bare"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["ratio_each_run"] = [r["ratio_to_bare"] for r in results]
+    if "floor" in results[0]:
+        chosen["floor"] = results[0]["floor"]
+    return chosen
+
+
 # --------------------------------------------------------------------------------------
 # The benchmark
 # --------------------------------------------------------------------------------------
@@ -490,13 +501,35 @@ class Bench:
     def bare(self) -> None:
         """Enqueue N no-op messages, then start the workers; rate = messages drained between
         the first ack seen and the queue's message hash being empty (boot time excluded)."""
+        n = self.sizes.bare_messages
+        figures = self._measure_bare("bare")
+        self.bare_rate = figures["messages_per_s"]
+        self.sections["bare"] = {
+            "runs": 1,
+            "settings": {
+                **self.worker_settings(),
+                "messages": n,
+                "broker": "dramatiq RedisBroker, default middleware, renderq heartbeat_timeout "
+                "and maintenance_chance",
+                "timing": "first ack seen -> message hash empty (polled every 2 ms)",
+            },
+            "figures": figures,
+        }
+        self.row(
+            "bare dramatiq drain",
+            fmt_rate(self.bare_rate, "msg/s"),
+            f"no-op actor, {n:,} msgs, -p {self.args.processes} -t {self.args.threads}; "
+            + cpu_note(figures, "msg"),
+        )
+
+    def _measure_bare(self, name: str) -> dict[str, Any]:
         import redis
 
         from shared.messages import enqueue_many, make_broker, new_message
 
         n = self.sizes.bare_messages
         # The no-op workers never open the database; the URL only completes the environment.
-        with Run(self, "bare", f"sqlite:///{self.run_dir / 'unused.db'}") as run:
+        with Run(self, name, f"sqlite:///{self.run_dir / 'unused.db'}") as run:
             broker = make_broker()
             messages = [new_message(NOOP_QUEUE, NOOP_ACTOR, [i]) for i in range(n)]
             for part in chunks(messages, 1_000):
@@ -534,41 +567,40 @@ class Bench:
             assert first is not None
             seconds = now - first[0]
             rate = first[1] / seconds
-        self.bare_rate = rate
-        self.sections["bare"] = {
-            "runs": 1,
-            "settings": {
-                **self.worker_settings(),
-                "messages": n,
-                "broker": "dramatiq RedisBroker, default middleware, renderq heartbeat_timeout "
-                "and maintenance_chance",
-                "timing": "first ack seen -> message hash empty (polled every 2 ms)",
-            },
-            "figures": {
-                "messages_per_s": round(rate, 1),
-                "drain_seconds": round(seconds, 3),
-                "messages_timed": first[1],
-                "seconds_incl_boot": round(now - spawned, 3),
-                **run.cpu_figures(cpu_first, cpu_last, first[1]),
-            },
+        return {
+            "messages_per_s": round(rate, 1),
+            "drain_seconds": round(seconds, 3),
+            "messages_timed": first[1],
+            "seconds_incl_boot": round(now - spawned, 3),
+            **run.cpu_figures(cpu_first, cpu_last, first[1]),
         }
-        self.row(
-            "bare dramatiq drain",
-            fmt_rate(rate, "msg/s"),
-            f"no-op actor, {n:,} msgs, -p {self.args.processes} -t {self.args.threads}; "
-            + cpu_note(self.sections["bare"]["figures"], "msg"),
-        )
 
     def lifecycle(self) -> None:
         """Renders/s from ``enqueue_renders`` to ``complete`` with nothing else limiting: the
         emulator finishes renders at once, rate limit and budget are out of the way, and
         POLL_INTERVAL is short, so what remains is renderq's own cost per render."""
-        figures: dict[str, Any] = {}
-        for kind in self.kinds():
-            figures[kind] = self._lifecycle_one(kind)
+        runs = self.args.runs
+        all_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in self.kinds()}
+        bare_rates = [self.bare_rate]
+        for i in range(runs):
+            if i:
+                # Each repetition re-measures its own baseline right before it: the ratio of
+                # a pair taken minutes apart on a shared machine would mostly measure drift.
+                self.bare_rate = self._measure_bare(f"bare-{i + 1}")["messages_per_s"]
+                bare_rates.append(self.bare_rate)
+            for kind in self.kinds():
+                all_runs[kind].append(self._lifecycle_one(kind, with_floor=i == 0))
+        figures = {kind: _median_run(results) for kind, results in all_runs.items()}
+        if runs > 1:
+            self.sections["bare"]["figures"]["messages_per_s_each_run"] = bare_rates
+            self.row(
+                "bare dramatiq drain (each run)",
+                ", ".join(fmt_rate(rate) for rate in bare_rates),
+                "the baseline of each lifecycle run, measured right before it",
+            )
         interval = self.sizes.lifecycle_poll_interval_s
         self.sections["lifecycle"] = {
-            "runs": 1,
+            "runs": runs,
             "settings": {
                 **self.worker_settings(),
                 "renders": self.sizes.lifecycle_renders,
@@ -578,6 +610,8 @@ class Bench:
                 "POLL_INTERVAL": interval,
                 **UNLIMITED,
                 "timing": "first enqueue_renders call -> last completed_at",
+                "runs": f"{runs}; each run re-measures bare Dramatiq first; the figures are "
+                "those of the run with the median ratio, the floor that of the first run",
             },
             "figures": figures,
         }
@@ -589,10 +623,14 @@ class Bench:
                 f"failed={fig['failed']}; " + cpu_note(fig, "render"),
             )
         for kind, fig in figures.items():
+            ratios = fig["ratio_each_run"]
             self.row(
                 f"lifecycle / bare ratio ({kind})",
                 f"{fig['ratio_to_bare']:.3f}",
-                f"bare = {fmt_rate(self.bare_rate, 'msg/s')} in this run",
+                f"bare = {fmt_rate(fig['bare_msgs_per_s'], 'msg/s')} in the same run"
+                if runs == 1
+                else f"median of {runs} runs, each against its own bare run: "
+                + ", ".join(f"{r:.3f}" for r in ratios),
             )
         for kind, fig in figures.items():
             if "floor" not in fig:
@@ -607,7 +645,7 @@ class Bench:
                 f"2 bare committed UPDATEs ({fmt_rate(floor['bare_update_commits_per_s'], '/s')})",
             )
 
-    def _lifecycle_one(self, kind: str) -> dict[str, Any]:
+    def _lifecycle_one(self, kind: str, *, with_floor: bool = True) -> dict[str, Any]:
         from shared.producer import enqueue_renders
 
         n = self.sizes.lifecycle_renders
@@ -641,7 +679,9 @@ class Bench:
             rows = fetch_rows()
             stats = run.emulator_stats()
             run.record_rss()
-            floor = self._lifecycle_floor(db_url, rows) if kind == "postgresql" else None
+            floor = (
+                self._lifecycle_floor(db_url, rows) if kind == "postgresql" and with_floor else None
+            )
         ends = [r["completed_at"] for r in rows if r["completed_at"] is not None]
         seconds = max(ends) - t0
         rate = n / seconds
@@ -652,6 +692,7 @@ class Bench:
             "seconds": round(seconds, 3),
             "enqueue_seconds": round(enqueued_s, 3),
             "ratio_to_bare": round(rate / self.bare_rate, 4),
+            "bare_msgs_per_s": round(self.bare_rate, 1),
             "failed": len(failed),
             "failed_codes": sorted({str(r["error_code"]) for r in failed}),
             "emulator_starts_total": stats.get("starts_total"),
@@ -1106,8 +1147,8 @@ class Bench:
 
     def memory(self) -> None:
         """Peak RSS of the worker processes of every run above (the bare baseline apart)."""
-        renderq = [r for r in self.rss.values() if r["run"] != "bare"]
-        bare = [r for r in self.rss.values() if r["run"] == "bare"]
+        bare = [r for r in self.rss.values() if r["run"].split("-")[0] == "bare"]
+        renderq = [r for r in self.rss.values() if r not in bare]
 
         def peak(records: list[dict[str, Any]]) -> float | None:
             values = [v for r in records for v in r["workers_mb"].values()]
@@ -1226,6 +1267,11 @@ class Bench:
             f"{m.get('memory_total')}, Redis {m.get('redis_server')}, "
             f"PostgreSQL {m.get('postgres_server') or 'n/a'}, Python {m.get('python')}; "
             f"workers -p {self.args.processes} -t {self.args.threads}; each figure: 1 run"
+            + (
+                f" (lifecycle: median of {self.args.runs} paired runs)"
+                if self.args.runs > 1
+                else ""
+            )
             + ("; --quick sizes" if self.args.quick else "")
         )
         print()
@@ -1305,6 +1351,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="dramatiq worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
     parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat bare Dramatiq + lifecycle this many times and report the median ratio "
+        "(a shared machine drifts by 10-20%% between runs)",
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         help="server where renderq_bench_* databases are created and dropped",
@@ -1316,8 +1369,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="LOG_LEVEL of the measured processes (INFO, the default, is what production runs)",
     )
     args = parser.parse_args(argv)
-    if args.processes < 1 or args.threads < 1:
-        parser.error("--processes and --threads must be >= 1")
+    if args.processes < 1 or args.threads < 1 or args.runs < 1:
+        parser.error("--processes, --threads and --runs must be >= 1")
     return args
 
 
