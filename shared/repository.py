@@ -184,7 +184,7 @@ _FAIL_RENDERING = (
 _INSERT = {
     # Executed with a list of rows: SQLAlchemy batches them ("insertmanyvalues") with a cached
     # statement, where .values(rows) would compile a new giant statement for every batch.
-    name: module.insert(_table).on_conflict_do_nothing().returning(_c.id)
+    name: module.insert(Render).on_conflict_do_nothing().returning(Render)
     for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
@@ -228,28 +228,33 @@ def insert_pending_many(
     now = utcnow()
     rows = [_row_values(rid, req, now) for rid, req in items]
     engine = get_engine()
-    with engine.begin() as conn:
-        result = conn.execute(_INSERT[engine.dialect.name], rows)
-        created = set(result.scalars())
-    ids = [rid for rid, _ in items]
-    keys = [req.idempotency_key for _, req in items if req.idempotency_key]
-    condition: sa.ColumnElement[bool] = col(Render.id).in_(ids)
-    if keys:
-        condition = sa.or_(condition, col(Render.idempotency_key).in_(keys))
-    with Session(get_engine()) as session:
-        stored = list(session.exec(select(Render).where(condition)))
-    by_id = {r.id: r for r in stored}
-    by_key = {r.idempotency_key: r for r in stored if r.idempotency_key}
+    # One statement (autocommit on PostgreSQL): the common case, nothing conflicts, costs one
+    # round trip; the created rows come back whole, so only conflicts are read afterwards.
+    with single_statement() as conn, Session(bind=conn) as session:
+        inserted = session.scalars(_INSERT[engine.dialect.name], rows)
+        created = {render.id: render for render in inserted}
+    conflicts = [(rid, req) for rid, req in items if rid not in created]
+    by_id: dict[str, Render] = {}
+    by_key: dict[str, Render] = {}
+    if conflicts:
+        ids = [rid for rid, _ in conflicts]
+        keys = [req.idempotency_key for _, req in conflicts if req.idempotency_key]
+        condition: sa.ColumnElement[bool] = col(Render.id).in_(ids)
+        if keys:
+            condition = sa.or_(condition, col(Render.idempotency_key).in_(keys))
+        with Session(engine) as session:
+            stored = list(session.exec(select(Render).where(condition)))
+        by_id = {r.id: r for r in stored}
+        by_key = {r.idempotency_key: r for r in stored if r.idempotency_key}
     results: list[tuple[Render, bool]] = []
     for rid, req in items:
-        row = by_id.get(rid) if rid in created else None
-        if row is None:
-            row = (by_key.get(req.idempotency_key) if req.idempotency_key else None) or by_id.get(
-                rid
-            )
+        if rid in created:
+            results.append((created[rid], True))
+            continue
+        row = (by_key.get(req.idempotency_key) if req.idempotency_key else None) or by_id.get(rid)
         if row is None:
             raise RenderNotFound(rid)
-        results.append((row, rid in created))
+        results.append((row, False))
     return results
 
 
