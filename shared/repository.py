@@ -37,7 +37,7 @@ def _status_is(status: RenderStatus) -> sa.ColumnElement[bool]:
     a burst: each claim then scans every pending render, O(backlog) per statement
     (``tests/test_query_plans.py``).
     """
-    return sa.type_coerce(_c.status, sa.String).concat("") == status.value
+    return sa.type_coerce(_c.status, sa.String).concat("") == RenderStatus(status).value
 
 
 # The hot path (claim, start, poll) uses statements built once with bind parameters: building
@@ -228,9 +228,12 @@ def insert_pending_many(
     now = utcnow()
     rows = [_row_values(rid, req, now) for rid, req in items]
     engine = get_engine()
-    # One statement (autocommit on PostgreSQL): the common case, nothing conflicts, costs one
-    # round trip; the created rows come back whole, so only conflicts are read afterwards.
-    with single_statement() as conn, Session(bind=conn) as session:
+    # The created rows come back whole, so only conflicts are read afterwards: the common case
+    # costs one round trip (autocommit on PostgreSQL). A batch bigger than SQLAlchemy sends in
+    # one INSERT is several statements, which must share a transaction: all rows or none.
+    one_statement = len(rows) <= engine.dialect.insertmanyvalues_page_size
+    scope = single_statement() if one_statement else engine.begin()
+    with scope as conn, Session(bind=conn) as session:
         inserted = session.scalars(_INSERT[engine.dialect.name], rows)
         created = {render.id: render for render in inserted}
     conflicts = [(rid, req) for rid, req in items if rid not in created]

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from shared import renders, repository
 from shared.errors import IllegalTransition, RenderNotFound
@@ -239,3 +240,24 @@ def test_progress_readings_are_written_in_one_batch(db):
     assert ra.progress == pytest.approx(0.6) and ra.cost_usd == pytest.approx(0.01)
     assert rb.progress == pytest.approx(0.5) and rb.last_polled_at is not None
     assert rc.progress == 0 and rc.cost_usd is None and rc.status == "pending"
+
+
+def test_a_batch_larger_than_one_insert_is_all_or_nothing(db):
+    """Past SQLAlchemy's page size an insert is several statements: they share a transaction,
+    so a failure in a later page leaves no earlier rows behind."""
+    if db.startswith("sqlite"):
+        pytest.skip("SQLite does not enforce VARCHAR lengths: no way to fail one row")
+    from shared.db import get_engine
+
+    size = get_engine().dialect.insertmanyvalues_page_size + 1
+    items = [(f"batch-{i}", request(user_id=f"u{i % 7}")) for i in range(size)]
+    # Bypasses validation: a user id too long for its column fails in the last page only.
+    items[-1] = (
+        "batch-last",
+        RenderRequest.model_construct(**{**dict(request()), "user_id": "x" * 300}),
+    )
+    with pytest.raises(DBAPIError):
+        repository.insert_pending_many(items)
+    assert repository.load_many([rid for rid, _ in items]) == []
+    created = repository.insert_pending_many(items[:-1])
+    assert len(created) == size - 1 and all(was_created for _, was_created in created)
