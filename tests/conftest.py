@@ -24,7 +24,7 @@ from scripts.devstack import Stack, free_port
 from shared import db
 from shared.migrate import upgrade_head
 from shared.process import reset_caches
-from tests.support import WorkerGroup, wait_until
+from tests.support import WorkerGroup, scratch_database, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -57,18 +57,10 @@ def pg_server_url() -> str:
 @pytest.fixture(scope="session")
 def pg_database_url(pg_server_url: str) -> Iterator[str]:
     """A database of our own for this test session, dropped at the end."""
-    name = f"renderq_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(db.normalize_url(pg_server_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    base = pg_server_url.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    upgrade_head(url)
-    yield url
-    db.dispose_engines()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with scratch_database(pg_server_url, "renderq_test") as url:
+        upgrade_head(url)
+        yield url
+        db.dispose_engines()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

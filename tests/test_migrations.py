@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -13,6 +11,7 @@ from sqlmodel import SQLModel
 import shared.models  # noqa: F401
 from shared.db import normalize_url
 from shared.migrate import alembic_config, upgrade_head
+from tests.support import scratch_database
 
 
 def _diff(url: str) -> list[object]:
@@ -34,17 +33,8 @@ def test_sqlite_upgrade_matches_models_and_downgrades(tmp_path):
 
 
 def test_postgresql_upgrade_matches_models_and_downgrades(pg_server_url):
-    name = f"renderq_mig_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(normalize_url(pg_server_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database(pg_server_url, "renderq_mig") as url:
         upgrade_head(url)
         assert _diff(url) == []
         command.downgrade(alembic_config(url), "base")
         upgrade_head(url)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from shared import db, repository
 from shared.migrate import upgrade_head
 from shared.models import RenderStatus, utcnow
+from tests.support import scratch_database
 
 HISTORY = 30_000
 BURST = 1_500
@@ -50,37 +51,33 @@ def engine(request: pytest.FixtureRequest, pg_server_url: str) -> Iterator[sa.En
     the statistics have not seen yet. ``never_analyzed``: only the burst, no statistics at all
     (autovacuum off for the table, so it cannot analyze it mid-test). A third of the burst is
     already ``rendering``."""
-    name = f"renderq_plans_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(db.normalize_url(pg_server_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = f"{pg_server_url.rsplit('/', 1)[0]}/{name}"
-    upgrade_head(url)
-    engine = sa.create_engine(db.normalize_url(url))
-    try:
+    with scratch_database(pg_server_url, "renderq_plans") as url:
+        upgrade_head(url)
+        engine = sa.create_engine(db.normalize_url(url))
+        try:
+            _fill(engine, with_history=request.param == "analyzed_history")
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _fill(engine: sa.Engine, *, with_history: bool) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE render SET (autovacuum_enabled = false)")
+    if with_history:
         with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE render SET (autovacuum_enabled = false)")
-        if request.param == "analyzed_history":
-            with engine.begin() as conn:
-                _insert(conn, "old-", HISTORY)
-                conn.exec_driver_sql(
-                    "UPDATE render SET status = 'complete', started_at = now(), "
-                    "completed_at = now()"
-                )
-            with engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE render")
-        with engine.begin() as conn:
-            _insert(conn, "new-", BURST)
+            _insert(conn, "old-", HISTORY)
             conn.exec_driver_sql(
-                "UPDATE render SET status = 'rendering', started_at = now(), "
-                "lambda_render_id = 'r', lambda_bucket = 'b' WHERE id LIKE 'new-1%%'"
+                "UPDATE render SET status = 'complete', started_at = now(), completed_at = now()"
             )
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE render")
+    with engine.begin() as conn:
+        _insert(conn, "new-", BURST)
+        conn.exec_driver_sql(
+            "UPDATE render SET status = 'rendering', started_at = now(), "
+            "lambda_render_id = 'r', lambda_bucket = 'b' WHERE id LIKE 'new-1%%'"
+        )
 
 
 IDS = {"pending": "new-0", "rendering": "new-1"}
