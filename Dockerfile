@@ -12,6 +12,7 @@ COPY migrations ./migrations
 COPY shared ./shared
 COPY worker ./worker
 COPY scripts ./scripts
+COPY devtools ./devtools
 COPY schemas ./schemas
 
 RUN useradd --create-home --uid 10001 renderq

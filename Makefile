@@ -13,7 +13,7 @@ $(STAMP): requirements.lock
 
 ## make demo: run the whole pipeline locally (Redis, emulator, worker, scheduler) and show it.
 demo: $(STAMP)
-	$(VENV)/bin/python -m scripts.demo
+	$(VENV)/bin/python -m devtools.demo
 
 ## make test: the whole suite against real Redis, SQLite, PostgreSQL and worker processes.
 test: $(STAMP) services
@@ -23,7 +23,7 @@ test: $(STAMP) services
 	RENDERQ_REQUIRE_POSTGRES=1 $(VENV)/bin/python -m pytest -q
 
 services:
-	@bash scripts/ensure_services.sh
+	@bash devtools/ensure_services.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

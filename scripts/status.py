@@ -35,12 +35,12 @@ from sqlmodel import Session, col, func, select
 
 from scripts.health import describe_error, redact_url, settings_error, sqlite_path
 from shared.db import get_engine
-from shared.lambda_budget import get_budget
 from shared.log import configure_logging
 from shared.models import Render, RenderStatus, utcnow
 from shared.redis_client import get_redis
 from shared.renders import count_by_status
 from shared.settings import get_settings
+from worker.lambda_budget import get_budget
 from worker.middleware.heartbeat import read_workers
 from worker.poller import last_sweep
 

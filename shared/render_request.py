@@ -2,7 +2,7 @@
 
 This is the one schema both the Python producer and foreign producers are held to; the JSON
 Schema in ``schemas/render-message.schema.json`` is generated from ``RenderMessage`` (see
-``scripts/export_schema.py``) so the two cannot drift. Types are strict: a foreign producer that
+``devtools/export_schema.py``) so the two cannot drift. Types are strict: a foreign producer that
 sends ``"width": "1920"`` gets an error naming ``width``, not a silent coercion.
 """
 

@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).
     actor_time_limit_ms: int = 120_000
 
-    #: Testing only: comma-separated failpoint names (shared/failpoints.py) that kill the
+    #: Testing only: comma-separated failpoint names (worker/failpoints.py) that kill the
     #: first worker process reaching them. Never set in production.
     failpoints: str = ""
 

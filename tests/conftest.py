@@ -20,10 +20,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from scripts.devstack import Stack, free_port
+from devtools.devstack import Stack, free_port
+from devtools.migrate import upgrade_head
+from devtools.process import reset_caches
 from shared import db
-from shared.migrate import upgrade_head
-from shared.process import reset_caches
 from tests.support import WorkerGroup, scratch_database, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def namespace(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def emulator() -> Iterator[object]:
-    from scripts.lambda_emulator import EmulatorServer
+    from devtools.lambda_emulator import EmulatorServer
 
     server = EmulatorServer(port=0, speed=3000)
     server.start()

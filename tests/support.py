@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scripts.devstack import dramatiq_argv, wait_for
+from devtools.devstack import dramatiq_argv, wait_for
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 def wait_until(
     predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
 ) -> T:
-    """``scripts.devstack.wait_for`` for tests: a timeout is an assertion failure."""
+    """``devtools.devstack.wait_for`` for tests: a timeout is an assertion failure."""
     try:
         return wait_for(predicate, timeout=timeout, interval=interval, what=what)
     except TimeoutError as exc:
@@ -32,7 +32,7 @@ def wait_until(
 
 
 def emulator_call(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    from scripts.lambda_emulator import control
+    from devtools.lambda_emulator import control
 
     return control(url, path, body)
 

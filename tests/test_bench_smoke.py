@@ -1,8 +1,8 @@
-"""The benchmark still runs: ``python -m scripts.bench --quick`` on two cheap sections.
+"""The benchmark still runs: ``python -m devtools.bench --quick`` on two cheap sections.
 
 Not a timed test (the machine is shared and small): it only proves that the script starts,
 measures, writes the JSON its readers rely on, exits 0 and leaves no Redis keys or databases
-behind. The figures themselves come from a full run (``python -m scripts.bench``).
+behind. The figures themselves come from a full run (``python -m devtools.bench``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_quick_bench_writes_results_and_cleans_up(redis_url: str, tmp_path: Path
         [
             sys.executable,
             "-m",
-            "scripts.bench",
+            "devtools.bench",
             "--quick",
             "--only",
             "enqueue,throttle",
@@ -104,7 +104,7 @@ def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_pat
     pg_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL)
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "scripts.bench", "--quick", "--only", "lifecycle"),
+            *(sys.executable, "-m", "devtools.bench", "--quick", "--only", "lifecycle"),
             *("--runs", "2", "--out", str(out), "--postgres-url", pg_url),
         ],
         cwd=ROOT,
@@ -134,7 +134,7 @@ def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_pat
 
 
 def test_median_run_picks_the_middle_ratio_and_keeps_the_first_floor() -> None:
-    from scripts.bench import _median_run
+    from devtools.bench import _median_run
 
     runs = [
         {"ratio_to_bare": 0.05, "renders_per_s": 150, "floor": {"ratio_to_bare": 0.11}},

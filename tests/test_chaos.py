@@ -22,7 +22,7 @@ def test_chaos_run_holds_every_invariant(tmp_path, redis_url):
         [
             sys.executable,
             "-m",
-            "scripts.chaos",
+            "devtools.chaos",
             "--renders",
             "40",
             "--users",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from scripts.devstack import free_port
+from devtools.devstack import free_port
 from tests.support import run_module
 
 

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from shared.lambda_budget import LambdaBudget, default_frames_per_lambda, estimate_functions
 from shared.producer import message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
@@ -15,6 +14,7 @@ from shared.settings import get_settings
 from tests.support import emulator_call, make_request
 from worker import poller, start
 from worker.defer import Defer
+from worker.lambda_budget import LambdaBudget, default_frames_per_lambda, estimate_functions
 
 
 @pytest.mark.parametrize("frames", [1, 5, 20, 21, 90, 300, 600, 1200, 1800, 18_000, 40_000])

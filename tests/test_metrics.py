@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.devstack import free_port
+from devtools.devstack import free_port
 from shared import renders
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest

@@ -9,8 +9,8 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import shared.models  # noqa: F401
+from devtools.migrate import alembic_config, upgrade_head
 from shared.db import normalize_url
-from shared.migrate import alembic_config, upgrade_head
 from tests.support import scratch_database
 
 

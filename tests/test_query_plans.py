@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from devtools.migrate import upgrade_head
 from shared import db, repository
-from shared.migrate import upgrade_head
 from shared.models import RenderStatus, utcnow
 from tests.support import scratch_database
 

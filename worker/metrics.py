@@ -29,8 +29,8 @@ from typing import Any
 import dramatiq.middleware.prometheus as dramatiq_prometheus
 from dramatiq.middleware.prometheus import Prometheus
 
-from shared.lambda_client import set_call_observer
 from shared.settings import get_settings
+from worker.lambda_client import set_call_observer
 
 _metrics: dict[str, Any] = {}
 

@@ -24,14 +24,14 @@ import redis
 import structlog
 
 from shared import repository
-from shared.failpoints import failpoint
-from shared.lambda_budget import get_budget
-from shared.lambda_client import LambdaError, RenderProgress, get_lambda
 from shared.log import get_logger
 from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.redis_client import get_redis
 from shared.settings import get_settings
 from worker import metrics
+from worker.failpoints import failpoint
+from worker.lambda_budget import get_budget
+from worker.lambda_client import LambdaError, RenderProgress, get_lambda
 
 log = get_logger(__name__)
 

@@ -27,16 +27,6 @@ from sqlalchemy.exc import DBAPIError
 
 from shared import renders, repository
 from shared.errors import IllegalTransition
-from shared.failpoints import failpoint
-from shared.lambda_budget import estimate_functions, frames_per_lambda, get_budget
-from shared.lambda_client import (
-    LambdaConfigError,
-    LambdaRejected,
-    LambdaThrottled,
-    LambdaTransient,
-    StartedRender,
-    get_lambda,
-)
 from shared.log import get_logger
 from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
@@ -45,6 +35,16 @@ from shared.repository import Claim
 from shared.settings import get_settings
 from worker import metrics
 from worker.defer import Defer, backoff_ms, current_option, jittered
+from worker.failpoints import failpoint
+from worker.lambda_budget import estimate_functions, frames_per_lambda, get_budget
+from worker.lambda_client import (
+    LambdaConfigError,
+    LambdaRejected,
+    LambdaThrottled,
+    LambdaTransient,
+    StartedRender,
+    get_lambda,
+)
 
 log = get_logger(__name__)
 

@@ -1,6 +1,6 @@
-"""Plumbing for ``python -m scripts.bench``: processes, environments, databases, measurements.
+"""Plumbing for ``python -m devtools.bench``: processes, environments, databases, measurements.
 
-Kept apart from ``scripts.bench`` so the benchmark itself reads as a list of measurements. The
+Kept apart from ``devtools.bench`` so the benchmark itself reads as a list of measurements. The
 pieces here exist because a benchmark on a shared 2-core machine must (1) run the real processes
 (``dramatiq`` workers, the scheduler, the emulator) exactly as production would, (2) switch the
 in-process product settings between sections without leaking one section's environment into the
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.devstack import Stack, dramatiq_argv
-from scripts.lambda_emulator import control
+from devtools.devstack import Stack, dramatiq_argv
+from devtools.lambda_emulator import control
 
-#: Queue and actor of the bare-Dramatiq baseline (``scripts.bench_noop``).
+#: Queue and actor of the bare-Dramatiq baseline (``devtools.bench_noop``).
 NOOP_QUEUE = "bench-noop"
 NOOP_ACTOR = "bench_noop"
 
@@ -201,7 +201,7 @@ def kill_leftovers() -> int:
 
 @dataclass
 class BenchStack(Stack):
-    """``scripts.devstack.Stack`` plus what a benchmark needs: any dramatiq module, stopping
+    """``devtools.devstack.Stack`` plus what a benchmark needs: any dramatiq module, stopping
     one process early, worker RSS, and a stop that waits for whole process groups."""
 
     def spawn(
@@ -298,7 +298,7 @@ def emulator_call(url: str, path: str, body: Mapping[str, Any] | None = None) ->
 
 def reset_product_caches() -> None:
     """Forget every per-process cache that captured settings."""
-    from shared.process import reset_caches
+    from devtools.process import reset_caches
 
     reset_caches()
 
@@ -366,7 +366,7 @@ class Postgres:
 
     def create(self) -> str:
         """A fresh, migrated database: every run starts without another run's dead tuples."""
-        from shared.migrate import upgrade_head
+        from devtools.migrate import upgrade_head
 
         name = f"renderq_bench_{os.getpid()}_{next(self._counter)}"
         engine = self._admin()
@@ -401,7 +401,7 @@ class Postgres:
 
 
 def new_sqlite(directory: Path) -> str:
-    from shared.migrate import upgrade_head
+    from devtools.migrate import upgrade_head
 
     directory.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:8]}.db'}"
@@ -543,9 +543,9 @@ def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> 
 
     from shared import repository
     from shared.errors import IllegalTransition
-    from shared.lambda_budget import frames_per_lambda
-    from shared.lambda_client import get_lambda
     from shared.settings import get_settings
+    from worker.lambda_budget import frames_per_lambda
+    from worker.lambda_client import get_lambda
 
     settings = get_settings()
     lam = get_lambda()

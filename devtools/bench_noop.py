@@ -1,4 +1,4 @@
-"""The bare-Dramatiq baseline of ``python -m scripts.bench``: ``dramatiq scripts.bench_noop``.
+"""The bare-Dramatiq baseline of ``python -m devtools.bench``: ``dramatiq devtools.bench_noop``.
 
 Every renderq throughput figure is reported as a ratio to what Dramatiq alone drains on the same
 machine, with the same broker settings and the same worker processes and threads. This module is
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from scripts.bench_support import NOOP_ACTOR, NOOP_QUEUE
+from devtools.bench_support import NOOP_ACTOR, NOOP_QUEUE
 from shared.settings import get_settings
 
 _settings = get_settings()

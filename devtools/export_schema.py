@@ -1,6 +1,6 @@
 """Write the JSON Schema of the ``start_render`` message body for foreign producers.
 
-``python -m scripts.export_schema`` regenerates ``schemas/render-message.schema.json``; a test
+``python -m devtools.export_schema`` regenerates ``schemas/render-message.schema.json``; a test
 fails if the committed file differs from what the code would generate.
 """
 

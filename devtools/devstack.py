@@ -1,6 +1,6 @@
 """Start and stop the local pieces a demo or benchmark needs: Redis, the emulator, workers.
 
-Used by ``scripts.demo`` (and the benchmark and chaos scripts): everything it starts, it stops,
+Used by ``devtools.demo`` (and the benchmark and chaos scripts): everything it starts, it stops,
 including a private ``redis-server`` when nothing listens at ``REDIS_URL``.
 """
 
@@ -140,7 +140,7 @@ class Stack:
     def start_emulator(self, *args: str) -> str:
         proc = self.spawn(
             "emulator",
-            [sys.executable, "-m", "scripts.lambda_emulator", "--port", "0", *args],
+            [sys.executable, "-m", "devtools.lambda_emulator", "--port", "0", *args],
             capture_stdout=True,
         )
         assert proc.stdout is not None

@@ -1,4 +1,4 @@
-"""``python -m scripts.bench``: renderq's performance figures, each next to a bare baseline.
+"""``python -m devtools.bench``: renderq's performance figures, each next to a bare baseline.
 
 Why it is built this way:
 
@@ -8,7 +8,7 @@ Why it is built this way:
   what may be compared across runs and machines. Latencies are compared with fixed targets.
 * **Real processes.** Redis (the one at ``REDIS_URL``, or a private one), SQLite and PostgreSQL
   databases of its own, the Lambda emulator, ``dramatiq worker.actors`` worker processes and the
-  scheduler, wired by environment exactly like ``scripts.demo`` and production.
+  scheduler, wired by environment exactly like ``devtools.demo`` and production.
 * **Nothing left behind.** Every section uses its own Redis namespace (deleted afterwards) and its
   own database (a SQLite file, or ``renderq_bench_<pid>_<n>`` on PostgreSQL, dropped afterwards);
   every process it starts is stopped, on Ctrl-C and SIGTERM too.
@@ -52,7 +52,7 @@ from pathlib import Path
 from types import FrameType, SimpleNamespace
 from typing import Any
 
-from scripts.bench_support import (
+from devtools.bench_support import (
     NOOP_ACTOR,
     NOOP_QUEUE,
     BenchStack,
@@ -72,7 +72,7 @@ from scripts.bench_support import (
     start_inflight_worker,
     summarize_ms,
 )
-from scripts.devstack import ROOT, free_port, wait_for
+from devtools.devstack import ROOT, free_port, wait_for
 
 SECTIONS = (
     "bare",
@@ -540,7 +540,7 @@ class Bench:
             assert client.hlen(key) == n, "not every no-op message was enqueued"
             run.worker = run.stack.start_dramatiq(
                 "worker",
-                "scripts.bench_noop",
+                "devtools.bench_noop",
                 processes=self.args.processes,
                 threads=self.args.threads,
             )
@@ -1288,7 +1288,7 @@ class Bench:
         return {
             "schema": 1,
             "pid": os.getpid(),
-            "command": " ".join([Path(sys.executable).name, "-m", "scripts.bench", *sys.argv[1:]]),
+            "command": " ".join([Path(sys.executable).name, "-m", "devtools.bench", *sys.argv[1:]]),
             "started_at": datetime.fromtimestamp(time.time() - elapsed_s, UTC).isoformat(),
             "duration_s": round(elapsed_s, 1),
             "machine": self.machine,
@@ -1342,7 +1342,7 @@ def resolve_sections(only: str | None) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.bench",
+        prog="python -m devtools.bench",
         description="renderq benchmark: figures as ratios to bare Dramatiq / boto3 baselines.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (the smoke test)")

@@ -1,6 +1,6 @@
 """Race pyrate-limiter's stock RedisBucket against renderq's ExactRedisBucket.
 
-``python -m scripts.rate_limit_race [--trials 20] [--processes 12] [--limit 5]`` starts N
+``python -m devtools.rate_limit_race [--trials 20] [--processes 12] [--limit 5]`` starts N
 processes that try to take permits for one key at the same instant and prints, per bucket,
 how many trials admitted more than the limit. It needs a Redis at REDIS_URL and touches only
 keys under ``rate-limit-race:``.

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 def reset_caches() -> None:
     """Drop every per-process cache that captured settings: engines, clients, limiter, budget."""
-    from shared import (
-        db,
-        lambda_budget,
-        lambda_client,
-        messages,
-        rate_limit,
-        redis_client,
-        user_limits,
-    )
+    from shared import db, messages, rate_limit, redis_client, user_limits
     from shared.settings import get_settings
+    from worker import lambda_budget, lambda_client
 
     get_settings.cache_clear()
     db.dispose_engines()

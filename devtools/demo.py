@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from scripts.devstack import ROOT, Stack, free_port
+from devtools.devstack import ROOT, Stack, free_port
 
 # Wide enough for URLs when piped (CI logs), the terminal's own width otherwise.
 console = Console(width=None if sys.stdout.isatty() else 220)
@@ -189,7 +189,7 @@ def main() -> int:
         console.print(f"database={database_url}  lambda emulator={emulator_url}")
         console.print(f"per-user rate limit for the demo: {stack.env['RENDER_RATE_LIMIT']}")
 
-        from shared.migrate import upgrade_head
+        from devtools.migrate import upgrade_head
 
         upgrade_head(database_url)
         stack.start_worker(processes=2, threads=8)

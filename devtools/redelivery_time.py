@@ -1,4 +1,4 @@
-"""How long a killed worker's message takes to come back: ``python -m scripts.redelivery_time``.
+"""How long a killed worker's message takes to come back: ``python -m devtools.redelivery_time``.
 
 Each trial enqueues one render, arms the ``start.before_claim`` failpoint (the worker SIGKILLs
 itself right after taking the message, like an OOM kill), restarts the worker group the moment
@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 
-from scripts.devstack import ROOT, Stack
+from devtools.devstack import ROOT, Stack
 
 
 def main() -> int:
@@ -45,7 +45,7 @@ def main() -> int:
             }
         )
         os.environ.update(stack.env)
-        from shared.migrate import upgrade_head
+        from devtools.migrate import upgrade_head
 
         upgrade_head(stack.env["DATABASE_URL"])
         import redis

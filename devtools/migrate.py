@@ -1,4 +1,4 @@
-"""Run the Alembic migrations from code (the demo, tests and ``scripts`` use this).
+"""Run the Alembic migrations from code (the demo, tests and the benchmark use this).
 
 Operators run the same migrations with ``alembic upgrade head``; this only saves a subprocess.
 """

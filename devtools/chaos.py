@@ -1,4 +1,4 @@
-"""The chaos run: ``python -m scripts.chaos``.
+"""The chaos run: ``python -m devtools.chaos``.
 
 Pushes N renders through several independent worker groups (each a ``dramatiq`` master, as if
 on its own machine) while killing worker processes at random (SIGKILL), wiping Redis once
@@ -30,8 +30,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from scripts.devstack import ROOT, Stack
-from scripts.lambda_emulator import control
+from devtools.devstack import ROOT, Stack
+from devtools.lambda_emulator import control
 
 FAULTS = [
     {"throttle_starts": 4},
@@ -100,7 +100,7 @@ def main() -> int:
             }
         )
         os.environ.update(stack.env)
-        from shared.migrate import upgrade_head
+        from devtools.migrate import upgrade_head
 
         upgrade_head(database_url)
         from shared import renders
