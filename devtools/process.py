@@ -4,16 +4,11 @@ from __future__ import annotations
 
 
 def reset_caches() -> None:
-    """Drop every per-process cache that captured settings: engines, clients, limiter, budget."""
-    from shared import db, messages, rate_limit, redis_client, user_limits
+    """Drop every per-process object that captured settings (engines, clients, the limiter,
+    the budget, the Lambda client: everything held by ``shared.per_process``)."""
+    from shared import per_process, user_limits
     from shared.settings import get_settings
-    from worker import lambda_budget, lambda_client
 
     get_settings.cache_clear()
-    db.dispose_engines()
-    messages.reset_producer_broker()
-    lambda_client.reset_lambda()
-    redis_client.reset_redis()
-    rate_limit.reset_limiter()
-    lambda_budget.reset_budget()
+    per_process.reset_all()
     user_limits.clear_cache()

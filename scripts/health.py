@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from shared.db import normalize_url
+from shared.errors import RenderqError
 from shared.settings import Settings, get_settings
 from worker.middleware.heartbeat import INTERVAL_S, read_workers
 
@@ -46,7 +47,7 @@ _IO_TIMEOUT_S = 2
 RENDER_TABLE = "render"
 
 
-class CheckFailed(Exception):
+class CheckFailed(RenderqError):
     """A check ran and found the service unfit (as opposed to crashing on the way)."""
 
 

@@ -34,10 +34,13 @@ from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, func, select
 
 from scripts.health import describe_error, redact_url, settings_error, sqlite_path
+from shared import redis_keys
 from shared.db import get_engine
+from shared.errors import RenderqError
 from shared.log import configure_logging
 from shared.models import Render, RenderStatus, utcnow
 from shared.redis_client import get_redis
+from shared.redis_keys import RedisKeys
 from shared.renders import count_by_status
 from shared.settings import get_settings
 from worker.lambda_budget import get_budget
@@ -48,7 +51,7 @@ EXIT_UNREACHABLE = 2
 FAILURE_WINDOW = timedelta(hours=1)
 
 
-class Unreachable(Exception):
+class Unreachable(RenderqError):
     """Redis or the database could not be read; the message is meant for the operator."""
 
 
@@ -86,7 +89,7 @@ _IN_FLIGHT_COLUMNS: tuple[Any, ...] = (
 
 
 def in_flight(session: Session, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Oldest first: the render closest to ``RENDER_TIMEOUT`` is the one to look at."""
+    """Oldest first: the render closest to ``RENDER_TIMEOUT_S`` is the one to look at."""
     stmt = (
         select(Render)
         .options(load_only(*_IN_FLIGHT_COLUMNS))
@@ -155,7 +158,7 @@ def failures_since(session: Session, since: datetime) -> dict[str, int]:
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def queue_depths(client: redis.Redis, namespace: str, queues: list[str]) -> dict[str, Any]:
+def queue_depths(client: redis.Redis, keys: RedisKeys, queues: list[str]) -> dict[str, Any]:
     """Depths straight from Dramatiq's keys (see docs/architecture.md, "Redis keys").
 
     A fetched message stays in ``<q>.msgs`` until it is acked, so what is in the hash but not
@@ -166,11 +169,10 @@ def queue_depths(client: redis.Redis, namespace: str, queues: list[str]) -> dict
     """
     pipe = client.pipeline(transaction=True)
     for q in queues:
-        base = f"{namespace}:{q}"
-        pipe.llen(base)
-        pipe.hlen(f"{base}.DQ.msgs")
-        pipe.hlen(f"{base}.msgs")
-        pipe.zcard(f"{base}.XQ")
+        pipe.llen(keys.queue(q))
+        pipe.hlen(keys.delayed_messages(q))
+        pipe.hlen(keys.queue_messages(q))
+        pipe.zcard(keys.dead_letters(q))
     values = [int(v) for v in pipe.execute()]
     depths = {}
     for i, q in enumerate(queues):
@@ -205,7 +207,7 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
         ) from None
     try:
         queues = queue_depths(
-            get_redis(), settings.redis_namespace, [settings.start_queue, settings.poll_queue]
+            get_redis(), redis_keys.keys(), [settings.start_queue, settings.poll_queue]
         )
         budget = get_budget()
         lambda_budget = {

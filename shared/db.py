@@ -1,14 +1,13 @@
 """Database engine and sessions for SQLite (the embedded default) and PostgreSQL.
 
 SQLite is shared by several worker processes, so every connection gets WAL and a busy timeout;
-without both, concurrent writers see "database is locked" (see field facts). Engines are created
-lazily per process: the dramatiq CLI forks, and a pooled connection must never cross a fork.
+without both, concurrent writers see "database is locked" (tests/test_repository.py races eight
+threads on one file). Engines are created lazily per process (``shared.per_process``): the
+dramatiq CLI forks, and a pooled connection must never cross a fork.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,10 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from shared.per_process import PerProcess
 from shared.settings import Settings, get_settings
 
-_engines: dict[tuple[int, str], Engine] = {}
-_lock = threading.Lock()
+_engine: PerProcess[Engine] = PerProcess(
+    lambda: create_db_engine(get_settings().database_url), close=lambda engine: engine.dispose()
+)
 
 
 def normalize_url(url: str) -> str:
@@ -74,15 +75,7 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
 
 
 def get_engine() -> Engine:
-    settings = get_settings()
-    key = (os.getpid(), settings.database_url)
-    engine = _engines.get(key)
-    if engine is None:
-        with _lock:
-            engine = _engines.get(key)
-            if engine is None:
-                engine = _engines[key] = create_db_engine(settings.database_url, settings)
-    return engine
+    return _engine.get()
 
 
 @contextmanager
@@ -106,11 +99,7 @@ def single_statement() -> Iterator[sa.Connection]:
 
 def dispose_engines() -> None:
     """Drop every pooled connection of this process (tests switch databases with this)."""
-    with _lock:
-        for (pid, _), engine in list(_engines.items()):
-            if pid == os.getpid():
-                engine.dispose()
-        _engines.clear()
+    _engine.reset()
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, renamed_in_environment
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(
@@ -149,7 +149,11 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
     root.setLevel(settings.log_level.upper())
     for noisy in ("botocore", "boto3", "urllib3", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for old, new in renamed_in_environment():
+        get_logger(__name__).warning(
+            "setting renamed; the old name works until 0.3", old_name=old, new_name=new
+        )
 
 
-def get_logger(name: str | None = None) -> Any:
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)

@@ -7,7 +7,6 @@ the README spells out: the Dramatiq message envelope, stored with one HSET and o
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from typing import Any
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
+from shared.per_process import PerProcess
 from shared.settings import Settings, get_settings
 
 START_RENDER = "start_render"
@@ -64,24 +64,14 @@ def make_broker(
     )
 
 
-_producer_broker: RedisBroker | None = None
-_producer_lock = threading.Lock()
+_producer_broker: PerProcess[RedisBroker] = PerProcess(
+    make_broker, close=lambda broker: broker.client.connection_pool.disconnect()
+)
 
 
 def producer_broker() -> RedisBroker:
-    global _producer_broker
-    if _producer_broker is None:
-        with _producer_lock:
-            if _producer_broker is None:
-                _producer_broker = make_broker()
-    return _producer_broker
-
-
-def reset_producer_broker() -> None:
-    global _producer_broker
-    if _producer_broker is not None:
-        _producer_broker.client.connection_pool.disconnect()
-    _producer_broker = None
+    """The producers' broker: no middleware, one per process."""
+    return _producer_broker.get()
 
 
 def enqueue_many(broker: RedisBroker, messages: Sequence[Message[Any]]) -> None:

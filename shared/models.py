@@ -54,7 +54,7 @@ class ErrorCode(StrEnum):
     LAMBDA_CONFIG = "lambda_config"  # function missing, access denied: an operator problem
     LAMBDA_UNAVAILABLE = "lambda_unavailable"  # transient start errors never cleared
     RENDER_ERROR = "render_error"  # Remotion reported a fatal error while rendering
-    TIMEOUT = "timeout"  # not done within RENDER_TIMEOUT
+    TIMEOUT = "timeout"  # not done within RENDER_TIMEOUT_S
     POLL_FAILED = "poll_failed"  # progress could not be read for MAX_POLL_FAILURES sweeps
 
     @property

@@ -9,7 +9,6 @@ middleware; producers only read.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +17,11 @@ from functools import lru_cache
 import redis
 from pyrate_limiter import Rate
 
+from shared.per_process import PerProcess
 from shared.rate_spec import parse_rates
 from shared.redis_client import get_redis
 from shared.redis_exact_bucket import ExactRedisBucket, KeyedBucketFactory
+from shared.redis_keys import keys
 from shared.settings import get_settings
 from shared.user_limits import rate_spec_for
 
@@ -60,7 +61,7 @@ def _with_margin(spec: str, margin_ms: int) -> list[Rate]:
 class UserRateLimiter:
     def __init__(self, client: redis.Redis | None = None) -> None:
         self.factory = KeyedBucketFactory(
-            client or get_redis(), get_settings().redis_key("ratelimit"), effective_rates
+            client or get_redis(), keys().rate_limit_prefix(), effective_rates
         )
 
     def _bucket(self, user_id: str) -> ExactRedisBucket:
@@ -122,19 +123,8 @@ class UserRateLimiter:
         )
 
 
-_limiter: UserRateLimiter | None = None
-_limiter_lock = threading.Lock()
+_limiter: PerProcess[UserRateLimiter] = PerProcess(UserRateLimiter)
 
 
 def get_limiter() -> UserRateLimiter:
-    global _limiter
-    if _limiter is None:
-        with _limiter_lock:
-            if _limiter is None:
-                _limiter = UserRateLimiter()
-    return _limiter
-
-
-def reset_limiter() -> None:
-    global _limiter
-    _limiter = None
+    return _limiter.get()

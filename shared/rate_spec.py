@@ -58,11 +58,3 @@ def parse_rates(spec: str) -> list[Rate]:
     if not rates:
         raise ValueError("empty rate spec")
     return sorted(rates, key=lambda r: r.interval)
-
-
-def describe(rates: list[Rate]) -> str:
-    parts = []
-    for rate in rates:
-        seconds = rate.interval / 1000
-        parts.append(f"{rate.limit}/{seconds:g}s")
-    return ",".join(parts)

@@ -228,7 +228,7 @@ class ExactRedisBucket(AbstractBucket):
         return int(self.redis.zcard(self.bucket_key))
 
     def peek(self, index: int) -> RateItem | None:
-        items: list[tuple[bytes, float]] = self.redis.zrange(  # type: ignore[assignment]
+        items: list[tuple[bytes, float]] = self.redis.zrange(  # type: ignore[assignment]  # redis-py types sync and async results as one union
             self.bucket_key, -1 - index, -1 - index, withscores=True
         )
         if not items:

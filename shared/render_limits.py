@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from shared.errors import RenderqError
 from shared.render_request import RenderRequest
 from shared.settings import Settings, get_settings
 
@@ -27,7 +28,7 @@ class Violation:
         return f"{self.field}={self.value!r} {self.limit}"
 
 
-class RenderLimitExceeded(ValueError):
+class RenderLimitExceeded(RenderqError, ValueError):
     """A structurally valid request that breaks a configured render limit."""
 
     code = "limit_exceeded"
@@ -39,12 +40,14 @@ class RenderLimitExceeded(ValueError):
 
 @dataclass(frozen=True)
 class RenderLimits:
-    max_long_side: int = 1920
-    max_short_side: int = 1080
-    max_duration_s: float = 20.0
-    min_fps: int = 1
-    max_fps: int = 60
-    max_input_props_bytes: int = 64 * 1024
+    """The limits of one deployment; the defaults are the settings' (``Settings``)."""
+
+    max_long_side: int
+    max_short_side: int
+    max_duration_s: float
+    min_fps: int
+    max_fps: int
+    max_input_props_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> RenderLimits:

@@ -22,7 +22,7 @@ from shared.errors import IllegalTransition, RenderNotFound
 from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
 from shared.render_request import CODEC_EXTENSIONS, RenderRequest
 
-_table = Render.__table__  # type: ignore[attr-defined]
+_table = Render.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
 _c = _table.c
 _now: sa.BindParameter[Any] = sa.bindparam("now")
 
@@ -555,6 +555,20 @@ def count_in_flight() -> dict[str, int]:
         }
 
 
+def stale_pending(grace_s: float, limit: int) -> list[Render]:
+    """Pending renders created more than ``grace_s`` ago, oldest first (the reconciler's
+    candidates: their producer is surely past sending the message)."""
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    stmt = (
+        select(Render)
+        .where(Render.status == RenderStatus.PENDING, col(Render.created_at) < cutoff)
+        .order_by(col(Render.created_at))
+        .limit(limit)
+    )
+    with Session(get_engine()) as session:
+        return list(session.exec(stmt))
+
+
 def claim_states(render_ids: Iterable[str]) -> dict[str, tuple[str, datetime | None]]:
     """(status, claim_expires_at) per render id, without loading whole rows."""
     ids = list(render_ids)
@@ -607,11 +621,3 @@ def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
         return []
     with get_engine().connect() as conn:
         return [PollTarget(*row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
-
-
-def load_many(render_ids: Iterable[str]) -> list[Render]:
-    ids = list(render_ids)
-    if not ids:
-        return []
-    with Session(get_engine()) as session:
-        return list(session.exec(select(Render).where(col(Render.id).in_(ids))))

@@ -7,10 +7,12 @@ with a malformed ``RENDER_RATE_LIMIT`` should refuse to start, not fail its firs
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.rate_spec import parse_rates
@@ -20,6 +22,19 @@ from shared.rate_spec import parse_rates
 #: the default function name all move together.
 REMOTION_VERSION = "4.0.539"
 DEFAULT_FUNCTION_NAME = "remotion-render-4-0-539-mem2048mb-disk2048mb-120sec"
+
+#: Settings renamed so that every duration names its unit: old environment name -> new one.
+#: The old names keep working for one release (0.2) and are reported at start-up.
+RENAMED_ENV = {
+    "POLL_INTERVAL": "POLL_INTERVAL_S",
+    "RENDER_TIMEOUT": "RENDER_TIMEOUT_S",
+    "RECONCILE_INTERVAL": "RECONCILE_INTERVAL_S",
+}
+
+
+def _renamed(new: str) -> AliasChoices:
+    old = next(k for k, v in RENAMED_ENV.items() if v == new)
+    return AliasChoices(new.lower(), old.lower())
 
 
 class Settings(BaseSettings):
@@ -83,8 +98,8 @@ class Settings(BaseSettings):
 
     # --- lifecycle ----------------------------------------------------------------------------
     #: Seconds between two progress calls for the same render in ``rendering``.
-    poll_interval: float = 2.0
-    #: Seconds between poll sweeps (at most ``POLL_INTERVAL``). Each sweep polls only the
+    poll_interval_s: float = Field(default=2.0, validation_alias=_renamed("POLL_INTERVAL_S"))
+    #: Seconds between poll sweeps (at most ``POLL_INTERVAL_S``). Each sweep polls only the
     #: renders that are due (last polled, or started, an interval ago), so the calls are spread
     #: over the interval instead of arriving in one burst that starves starts of CPU; every
     #: render is still polled once per interval.
@@ -92,7 +107,7 @@ class Settings(BaseSettings):
     #: Renders per poll batch message.
     poll_batch_size: int = 100
     #: Seconds after ``started_at`` when a render that is not done is failed with ``timeout``.
-    render_timeout: float = 300.0
+    render_timeout_s: float = Field(default=300.0, validation_alias=_renamed("RENDER_TIMEOUT_S"))
     #: Consecutive failed progress calls after which a render is failed with ``poll_failed``.
     max_poll_failures: int = 30
     #: Start attempts that hit transient Lambda errors before the render is failed.
@@ -101,7 +116,9 @@ class Settings(BaseSettings):
     #: Seconds added to the Lambda timeouts to make the start-claim lease (see claim_lease_s).
     claim_margin_s: float = 10.0
     #: Seconds between reconciliation passes (pending renders whose message was lost).
-    reconcile_interval: float = 30.0
+    reconcile_interval_s: float = Field(
+        default=30.0, validation_alias=_renamed("RECONCILE_INTERVAL_S")
+    )
     #: A pending render younger than this is never re-enqueued (its producer may still be
     #: between inserting the row and sending the message).
     reconcile_grace_s: float = 60.0
@@ -152,7 +169,7 @@ class Settings(BaseSettings):
             raise ValueError("must be >= 1")
         return value
 
-    @field_validator("poll_interval", "poll_tick_s", "render_timeout")
+    @field_validator("poll_interval_s", "poll_tick_s", "render_timeout_s")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -172,11 +189,13 @@ class Settings(BaseSettings):
     @property
     def sweep_every_s(self) -> float:
         """Seconds between poll ticks, each starting a sweep of the renders that are due."""
-        return min(self.poll_tick_s, self.poll_interval)
+        return min(self.poll_tick_s, self.poll_interval_s)
 
-    def redis_key(self, *parts: str) -> str:
-        """Build a renderq-owned Redis key under the deployment namespace."""
-        return ":".join((self.redis_namespace, *parts))
+
+def renamed_in_environment(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(old, new) for every renamed setting still given by its old environment name."""
+    names = {k.upper() for k in (os.environ if environ is None else environ)}
+    return [(old, new) for old, new in RENAMED_ENV.items() if old in names]
 
 
 @lru_cache(maxsize=1)

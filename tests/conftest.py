@@ -124,7 +124,7 @@ def env(
         "REMOTION_AWS_ACCESS_KEY_ID": "AKIAEMULATORTEST0001",
         "REMOTION_AWS_SECRET_ACCESS_KEY": "emulator-secret-key-not-real-0000000000",
         "REMOTION_SERVE_URL": "https://example.invalid/sites/test/index.html",
-        "POLL_INTERVAL": "0.25",
+        "POLL_INTERVAL_S": "0.25",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",

@@ -36,7 +36,7 @@ FAST_RECOVERY = {
     "CLAIM_MARGIN_S": "2",
     "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
     "BROKER_MAINTENANCE_CHANCE": "200000",
-    "RECONCILE_INTERVAL": "1",
+    "RECONCILE_INTERVAL_S": "1",
     "RECONCILE_GRACE_S": "2",
 }
 
@@ -180,7 +180,7 @@ def test_lambda_faults_are_retried_or_reported(
     env, use_db, sqlite_url, workers, emulator, monkeypatch
 ):
     use_db(sqlite_url)
-    configure(env, monkeypatch, RENDER_TIMEOUT="4", MAX_POLL_FAILURES="1000")
+    configure(env, monkeypatch, RENDER_TIMEOUT_S="4", MAX_POLL_FAILURES="1000")
     emulator_call(
         emulator.url,
         "/_emulator/faults",

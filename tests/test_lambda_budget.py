@@ -12,7 +12,7 @@ from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
 from tests.support import emulator_call, make_request
-from worker import poller, start
+from worker import poller, reconciler, start
 from worker.defer import Defer
 from worker.lambda_budget import LambdaBudget, default_frames_per_lambda, estimate_functions
 
@@ -152,5 +152,5 @@ def test_reconcile_releases_budget_of_dead_workers(budget, use_db, sqlite_url, e
     budget.redis.hset(budget.keys[1], rid, budget.redis_now_ms() - 6_000)
     budget.admit("finished-render-not-in-db", 10, 2)
     time.sleep(0.01)
-    assert poller.reconcile_budget() == 2
+    assert reconciler.release_stale_budget() == 2
     assert budget.in_use() == 0

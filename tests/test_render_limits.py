@@ -7,9 +7,10 @@ from pydantic import ValidationError
 
 from shared.render_limits import RenderLimitExceeded, RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
+from shared.settings import Settings
 from tests.support import make_request
 
-LIMITS = RenderLimits()
+LIMITS = RenderLimits.from_settings(Settings())
 
 
 def req(**overrides: object) -> RenderRequest:

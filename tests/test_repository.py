@@ -88,7 +88,7 @@ def test_finish_many_moves_a_mixed_batch_and_skips_raced_renders(db):
         ],
     )
     assert moved == {*done_ids, *failed_ids}
-    rows = {r.id: r for r in repository.load_many([*done_ids, *failed_ids, raced])}
+    rows = {r.id: r for r in renders.get_many([*done_ids, *failed_ids, raced])}
     assert rows[done_ids[0]].output_url == "https://x/0.mp4"
     assert rows[done_ids[1]].output_size_bytes is None and rows[done_ids[1]].cost_usd is None
     assert rows[done_ids[2]].output_size_bytes == 2**40
@@ -258,6 +258,6 @@ def test_a_batch_larger_than_one_insert_is_all_or_nothing(db):
     )
     with pytest.raises(DBAPIError):
         repository.insert_pending_many(items)
-    assert repository.load_many([rid for rid, _ in items]) == []
+    assert renders.get_many([rid for rid, _ in items]) == []
     created = repository.insert_pending_many(items[:-1])
     assert len(created) == size - 1 and all(was_created for _, was_created in created)

@@ -35,7 +35,7 @@ def test_polls_are_not_delayed_by_a_backlog_of_thousands_of_starts(
     env, use_db, sqlite_url, workers, emulator, monkeypatch, redis_url
 ):
     use_db(sqlite_url)
-    for key, value in {"POLL_INTERVAL": "0.5"}.items():
+    for key, value in {"POLL_INTERVAL_S": "0.5"}.items():
         monkeypatch.setenv(key, value)
         env[key] = value
     # Five renders already running, started through the real path.

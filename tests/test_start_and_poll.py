@@ -15,7 +15,7 @@ from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
 from tests.support import emulator_call, make_request, wait_until
-from worker import poller, start
+from worker import poller, slots, start
 from worker.defer import Defer
 
 
@@ -183,7 +183,7 @@ def test_fatal_render_error_fails_with_remotion_message(db, emulator):
 
 
 def test_render_past_timeout_fails_with_timeout(sqlite_db, emulator, monkeypatch):
-    monkeypatch.setenv("RENDER_TIMEOUT", "0.3")
+    monkeypatch.setenv("RENDER_TIMEOUT_S", "0.3")
     get_settings.cache_clear()
     rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
     start.start_render(payload, "m")
@@ -215,9 +215,9 @@ def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
 
     with EmulatorServer(port=0, remotion_version="4.0.540") as other:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", other.url)
-        from worker.lambda_client import reset_lambda
+        from devtools.process import reset_caches
 
-        reset_lambda()
+        reset_caches()
         rid, payload = pending()
         start.start_render(payload, "m")
     render = renders.get(rid)
@@ -225,13 +225,10 @@ def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
     assert "Version mismatch" in render.error_message
 
 
-def test_slot_claim_is_once_per_slot(env, redis_url):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    assert poller.claim_slot(client, 42)
-    assert not poller.claim_slot(client, 42)
-    assert poller.claim_slot(client, 43)
+def test_slot_claim_is_once_per_slot(env):
+    assert slots.claim_poll_slot(42)
+    assert not slots.claim_poll_slot(42)
+    assert slots.claim_poll_slot(43)
 
 
 def _age(render_id: str, seconds: float) -> None:
@@ -257,9 +254,9 @@ def test_a_sweep_polls_only_the_renders_that_are_due(sqlite_db, emulator, monkey
     from tests.conftest import _reset_caches
 
     # Long enough that a slow machine cannot make the fresh render due by itself.
-    monkeypatch.setenv("POLL_INTERVAL", "60")
+    monkeypatch.setenv("POLL_INTERVAL_S", "60")
     _reset_caches()
-    interval = get_settings().poll_interval
+    interval = get_settings().poll_interval_s
     assert interval == 60
     fresh, payload = pending(input_props={"__emulator__": {"never_finish": True}})
     start.start_render(payload, "m")
@@ -277,7 +274,7 @@ def test_a_sweep_polls_only_the_renders_that_are_due(sqlite_db, emulator, monkey
 def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
     start.start_render(payload, "m")
-    _age(rid, get_settings().poll_interval)
+    _age(rid, get_settings().poll_interval_s)
     batches = poller.start_sweep(1000)
     assert batches == [[rid]]
     assert poller.start_sweep(1001) is None  # previous sweep still running: skipped
@@ -287,7 +284,7 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     record = poller.last_sweep()
     assert record["slot"] == 1000 and record["renders"] == 1 and record["polled"] == 1
     assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0
-    _age(rid, get_settings().poll_interval)
+    _age(rid, get_settings().poll_interval_s)
     assert poller.start_sweep(1002) == [[rid]]  # finished: the next tick sweeps again
 
 
@@ -303,7 +300,7 @@ def test_a_database_error_does_not_stop_polling(sqlite_db, emulator, monkeypatch
 
     rid, payload = pending(input_props={"__emulator__": {"never_finish": True}})
     start.start_render(payload, "m")
-    _age(rid, get_settings().poll_interval)
+    _age(rid, get_settings().poll_interval_s)
     with monkeypatch.context() as patch:
         patch.setattr(repository, "rendering_ids", down)
         with pytest.raises(OperationalError):

@@ -17,23 +17,24 @@ from dramatiq.middleware import CurrentMessage
 from shared.log import get_logger
 from shared.messages import POLL_BATCH, POLL_TICK, RECONCILE, START_RENDER
 from shared.settings import get_settings
-from worker import metrics, poller, reconciler, start
+from worker import metrics, poller, reconciler, slots, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
-from worker.middleware.rate_limit import confirm_permit, mark_started
+from worker.delivery import Delivery
+from worker.permit import MessagePermit
 
 log = get_logger(__name__)
 _settings = get_settings()
 
 
-def _user_of(message: Any) -> str | None:
+def _user_of(message: Delivery) -> str | None:
     """The rate-limit key of a start message: its user, if the body names one plausibly."""
     payload = message.args[0] if message.args else None
     user_id = payload.get("user_id") if isinstance(payload, dict) else None
     return user_id if isinstance(user_id, str) and 0 < len(user_id) <= 128 else None
 
 
-def _note_throttled(message: Any, until: datetime) -> None:
+def _note_throttled(message: Delivery, until: datetime) -> None:
     start.note_throttled(message.args[0], message.message_id, until)
 
 
@@ -50,12 +51,7 @@ def _note_throttled(message: Any, until: datetime) -> None:
 def start_render(payload: Any) -> None:
     message = CurrentMessage.get_current_message()
     try:
-        if start.start_render(
-            payload,
-            message.message_id if message else "",
-            confirm_permit=lambda: confirm_permit(message),
-        ):
-            mark_started(message)
+        start.start_render(payload, message.message_id if message else "", MessagePermit(message))
     except Defer as exc:
         metrics.deferred(exc.counter or "other")
         defer_current(exc)
@@ -66,11 +62,11 @@ def start_render(payload: Any) -> None:
     queue_name=_settings.poll_queue,
     max_retries=0,
     # A tick that waited longer than a few intervals is stale: a newer one is coming.
-    max_age=int(_settings.poll_interval * 5000),
+    max_age=int(_settings.poll_interval_s * 5000),
 )
 def poll_tick(slot: int) -> None:
     # Older than an interval: newer ticks are queued behind it and will sweep what is due.
-    if (slot + 1) * _settings.sweep_every_s < time.time() - _settings.poll_interval:
+    if (slot + 1) * _settings.sweep_every_s < time.time() - _settings.poll_interval_s:
         log.info("stale poll tick dropped", slot=slot)
         return
     for batch in poller.start_sweep(slot) or []:
@@ -89,11 +85,11 @@ def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
     actor_name=RECONCILE,
     queue_name=_settings.poll_queue,
     max_retries=0,
-    max_age=int(_settings.reconcile_interval * 2000),
+    max_age=int(_settings.reconcile_interval_s * 2000),
 )
 def reconcile(slot: int) -> None:
-    if not poller.claim_slot(broker.client, slot, kind="reconcile-slot"):
+    if not slots.claim_reconcile_slot(slot):
         return
-    requeued = reconciler.reconcile(broker)
-    released = poller.reconcile_budget()
+    requeued = reconciler.requeue_lost(broker)
+    released = reconciler.release_stale_budget()
     log.info("reconciliation pass", slot=slot, requeued=requeued, budget_released=released)

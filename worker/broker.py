@@ -20,6 +20,7 @@ from dramatiq.middleware import (
 from shared.log import configure_logging
 from shared.messages import make_broker
 from shared.settings import Settings, get_settings
+from worker import failpoints
 from worker.metrics import RenderqPrometheus
 from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
@@ -48,5 +49,6 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
 
 
 configure_logging()
+failpoints.armed()  # refuse to boot with a mistyped FAILPOINTS
 broker = build_broker()
 dramatiq.set_broker(broker)

@@ -15,19 +15,22 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from shared.errors import RenderqError
 from shared.log import get_logger
+from worker.delivery import Delivery
+from worker.permit import DELIVERY_OPTIONS
 
 log = get_logger(__name__)
 
 #: Per-delivery options that must not travel with a deferred copy (a permit belongs to the
 #: delivery that took it; the middleware refunds it when the original is acked).
-TRANSIENT_OPTIONS = ("rate_permit", "render_started", "traceback")
+TRANSIENT_OPTIONS = (*DELIVERY_OPTIONS, "traceback")
 
 #: Dramatiq refuses delays of 7 days or more.
 MAX_DELAY_MS = 7 * 24 * 3600 * 1000 - 1
 
 
-class Defer(Exception):
+class Defer(RenderqError):
     """Raised inside renderq code to ask the actor wrapper to defer the current message."""
 
     def __init__(self, delay_ms: int, reason: str, counter: str | None = None) -> None:
@@ -49,7 +52,9 @@ def jittered(delay_ms: int, spread: float = 0.25) -> int:
     return int(delay_ms * random.uniform(1 - spread, 1 + spread))
 
 
-def defer_message(message: Any, delay_ms: int, *, reason: str, counter: str | None = None) -> None:
+def defer_message(
+    message: Delivery, delay_ms: int, *, reason: str, counter: str | None = None
+) -> None:
     broker = dramatiq.get_broker()
     options: dict[str, Any] = {"deferrals": int(message.options.get("deferrals", 0)) + 1}
     if counter:

@@ -24,11 +24,25 @@ NAMES = frozenset(
 )
 
 
+def armed() -> frozenset[str]:
+    """The failpoints ``FAILPOINTS`` arms. An unknown name is an error, checked when a worker
+    boots: a typo would otherwise silently never fire and a crash test would prove nothing."""
+    names = frozenset(n.strip() for n in get_settings().failpoints.split(",") if n.strip())
+    unknown = names - NAMES
+    if unknown:
+        raise ValueError(
+            f"FAILPOINTS names unknown failpoints {sorted(unknown)}; known: {sorted(NAMES)}"
+        )
+    return names
+
+
 def failpoint(name: str) -> None:
-    armed = get_settings().failpoints
-    if not armed or name not in armed.split(","):
+    if name not in NAMES:
+        raise ValueError(f"failpoint {name!r} is not listed in NAMES")
+    if not get_settings().failpoints or name not in armed():
         return
     from shared.redis_client import get_redis
+    from shared.redis_keys import keys
 
-    if get_redis().set(get_settings().redis_key("failpoint", name), os.getpid(), nx=True):
+    if get_redis().set(keys().failpoint(name), os.getpid(), nx=True):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -21,12 +21,13 @@ fails, and by ``reconcile`` for renders whose worker died holding it.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable
 
 import redis
 
+from shared.per_process import PerProcess
 from shared.redis_client import get_redis
+from shared.redis_keys import BUDGET_PARTS, keys
 from shared.settings import get_settings
 
 MAX_FUNCTIONS_PER_RENDER = 200
@@ -117,14 +118,7 @@ return released
 class LambdaBudget:
     def __init__(self, client: redis.Redis | None = None) -> None:
         self.redis = client or get_redis()
-        settings = get_settings()
-        self.keys = [
-            settings.redis_key("budget", "inflight"),
-            settings.redis_key("budget", "admitted"),
-            settings.redis_key("budget", "waiting"),
-            settings.redis_key("budget", "seen"),
-            settings.redis_key("budget", "used"),
-        ]
+        self.keys = [keys().budget(part) for part in BUDGET_PARTS]
         self._admit = self.redis.register_script(_ADMIT)
         self._release = self.redis.register_script(_RELEASE)
 
@@ -150,7 +144,7 @@ class LambdaBudget:
         return int(self.redis.get(self.keys[4]) or 0)
 
     def holders(self) -> dict[str, int]:
-        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys[0])  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys[0])  # type: ignore[assignment]  # redis-py types sync and async results as one union
         return {k.decode(): int(v) for k, v in raw.items()}
 
     def waiting(self) -> int:
@@ -168,19 +162,8 @@ class LambdaBudget:
         return int(seconds) * 1000 + int(micros) // 1000
 
 
-_budget: LambdaBudget | None = None
-_budget_lock = threading.Lock()
+_budget: PerProcess[LambdaBudget] = PerProcess(LambdaBudget)
 
 
 def get_budget() -> LambdaBudget:
-    global _budget
-    if _budget is None:
-        with _budget_lock:
-            if _budget is None:
-                _budget = LambdaBudget()
-    return _budget
-
-
-def reset_budget() -> None:
-    global _budget
-    _budget = None
+    return _budget.get()

@@ -1,6 +1,7 @@
 """Remotion Lambda, through Remotion's own Python client, with the behaviour a queue needs.
 
-Three things differ from using ``RemotionClient`` directly (see field facts):
+Three things differ from using ``RemotionClient`` directly (its source: ``remotion_lambda/
+remotionclient.py`` in the pinned 4.0.539 package):
 
 * One boto3 Lambda client is built per process and reused. The stock client builds a new one
   on every call (~10 ms of CPU, no connection reuse), which caps polling near 90 calls/s.
@@ -34,6 +35,8 @@ from remotion_lambda.exception import (
 )
 from remotion_lambda.version import VERSION as CLIENT_VERSION
 
+from shared.errors import RenderqError
+from shared.per_process import PerProcess
 from shared.settings import REMOTION_VERSION, Settings, get_settings
 
 if CLIENT_VERSION != REMOTION_VERSION:  # pragma: no cover - guarded by the pyproject pin
@@ -47,7 +50,7 @@ if CLIENT_VERSION != REMOTION_VERSION:  # pragma: no cover - guarded by the pypr
 METADATA_GRACE_S = 60.0
 
 
-class LambdaError(Exception):
+class LambdaError(RenderqError):
     """Base of every mapped Lambda failure."""
 
 
@@ -376,19 +379,8 @@ class RenderLambda:
         )
 
 
-_instance: RenderLambda | None = None
-_instance_lock = threading.Lock()
+_instance: PerProcess[RenderLambda] = PerProcess(RenderLambda)
 
 
 def get_lambda() -> RenderLambda:
-    global _instance
-    if _instance is None:
-        with _instance_lock:
-            if _instance is None:
-                _instance = RenderLambda()
-    return _instance
-
-
-def reset_lambda() -> None:
-    global _instance
-    _instance = None
+    return _instance.get()

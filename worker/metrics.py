@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq.middleware.prometheus as dramatiq_prometheus
+from dramatiq import Broker, Worker
 from dramatiq.middleware.prometheus import Prometheus
 
 from shared.settings import get_settings
@@ -51,7 +52,7 @@ class RenderqPrometheus(Prometheus):
     def forks(self) -> list[Any]:
         return [serve_metrics]
 
-    def after_process_boot(self, broker: Any) -> None:
+    def after_process_boot(self, broker: Broker) -> None:
         directory = metrics_dir()
         directory.mkdir(parents=True, exist_ok=True)
         # prometheus_client's multiprocess mode is configured through this variable only, and
@@ -62,7 +63,7 @@ class RenderqPrometheus(Prometheus):
         _create_metrics()
         set_call_observer(lambda_call)
 
-    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(os.getpid(), str(metrics_dir()))

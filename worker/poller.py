@@ -2,7 +2,7 @@
 
 A tick (``poll_tick``, sent by the scheduler every ``POLL_TICK_S``) first claims its time slot
 in Redis so that two schedulers, or a redelivered tick, sweep once per slot; it then splits the
-``rendering`` renders that are due (not polled for ``POLL_INTERVAL``) into ``poll_batch``
+``rendering`` renders that are due (not polled for ``POLL_INTERVAL_S``) into ``poll_batch``
 messages. Every render is polled once per interval, and the calls are spread over the interval
 rather than made in one burst. Each batch polls its renders concurrently on a thread pool, so a
 sweep scales with the number of worker processes, not with one thread. Every state change is a
@@ -12,7 +12,6 @@ guarded transition, so a render polled twice at once is still completed once.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -20,91 +19,45 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-import redis
 import structlog
 
 from shared import repository
 from shared.log import get_logger
-from shared.models import ErrorCode, RenderStatus, utcnow
+from shared.models import ErrorCode, utcnow
+from shared.per_process import PerProcess
 from shared.redis_client import get_redis
+from shared.redis_keys import keys
 from shared.settings import get_settings
 from worker import metrics
 from worker.failpoints import failpoint
 from worker.lambda_budget import get_budget
 from worker.lambda_client import LambdaError, RenderProgress, get_lambda
+from worker.slots import claim_poll_slot
 
 log = get_logger(__name__)
 
 #: A progress reading to store: (render id, overall progress, cost so far).
 Reading = tuple[str, float, float | None]
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(
-                    max_workers=get_settings().poll_concurrency, thread_name_prefix="poll"
-                )
-    return _pool
-
-
-def claim_slot(redis_client: redis.Redis, slot: int, kind: str = "poll-slot") -> bool:
-    """True for the first tick of a slot; later ticks for the same slot (a second scheduler,
-    a redelivery) get False. The key outlives the slot, so a late duplicate is caught too."""
-    settings = get_settings()
-    interval = settings.sweep_every_s if kind == "poll-slot" else settings.reconcile_interval
-    key = settings.redis_key(kind, str(slot))
-    return bool(redis_client.set(key, "1", nx=True, px=int(interval * 2000)))
-
-
-def reconcile_budget() -> int:
-    """Give back budget held for renders that are no longer in flight.
-
-    The poller releases a render's functions when it sees it finish; this catches the rest: a
-    worker that died between admission and ``rendering``, a release lost to a crash, a render
-    moved by an operator. Runs with each reconciliation pass. Returns how many were released.
-    """
-    budget = get_budget()
-    holders = budget.holders()
-    if not holders:
-        return 0
-    rows = repository.claim_states(holders)
-    admitted = budget.admitted_at_ms(holders)
-    now_ms = budget.redis_now_ms()
-    now = utcnow()
-    released = 0
-    for render_id in holders:
-        status, claim_expires_at = rows.get(render_id, (None, None))
-        if status is None or status in (RenderStatus.COMPLETE, RenderStatus.FAILED):
-            stale = True
-        elif status == RenderStatus.PENDING:
-            claim_live = claim_expires_at is not None and claim_expires_at > now
-            stale = not claim_live and now_ms - admitted.get(render_id, 0) > 5_000
-        else:
-            stale = False
-        if stale:
-            budget.release(render_id)
-            released += 1
-    if released:
-        log.info("released stale lambda budget", released=released)
-    return released
+#: The threads that read progress from Lambda (``POLL_CONCURRENCY`` per process).
+_pool: PerProcess[ThreadPoolExecutor] = PerProcess(
+    lambda: ThreadPoolExecutor(
+        max_workers=get_settings().poll_concurrency, thread_name_prefix="poll"
+    ),
+    close=lambda pool: pool.shutdown(wait=False),
+)
 
 
 def plan_sweep() -> list[list[str]]:
     """The ``rendering`` renders due this sweep, in batches (least recently polled first).
 
-    Due means polled (or started) at least ``POLL_INTERVAL`` ago, less half a tick: a render
+    Due means polled (or started) at least ``POLL_INTERVAL_S`` ago, less half a tick: a render
     polled a moment after its tick is still due at the same tick one interval later, so its
     period stays the interval instead of drifting by a tick.
     """
     settings = get_settings()
     half_tick = settings.sweep_every_s / 2
-    due_before = utcnow() - timedelta(seconds=settings.poll_interval - half_tick)
+    due_before = utcnow() - timedelta(seconds=settings.poll_interval_s - half_tick)
     ids = repository.rendering_ids(due_before=due_before)
     size = max(1, settings.poll_batch_size)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -114,21 +67,17 @@ _gauges_due = 0.0
 
 
 def _refresh_gauges() -> None:
-    """In-flight counts and budget for the metrics, at most once per ``POLL_INTERVAL`` per
+    """In-flight counts and budget for the metrics, at most once per ``POLL_INTERVAL_S`` per
     process: two COUNT queries on every tick (several a second) would be wasted work."""
     global _gauges_due
     now = time.monotonic()
     if metrics.enabled() and now >= _gauges_due:
-        _gauges_due = now + get_settings().poll_interval
+        _gauges_due = now + get_settings().poll_interval_s
         metrics.gauges(repository.count_in_flight(), get_budget().in_use())
 
 
-def _sweep_key(slot: int) -> str:
-    return get_settings().redis_key("poll", "sweep", str(slot))
-
-
 def _running_ttl_ms() -> int:
-    return int(max(10 * get_settings().poll_interval, 60) * 1000)
+    return int(max(10 * get_settings().poll_interval_s, 60) * 1000)
 
 
 def start_sweep(slot: int) -> list[list[str]] | None:
@@ -138,19 +87,17 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     when the previous sweep has not finished: sweeps never pile up, the effective interval
     simply stretches to the sweep's duration. The "running" mark is taken atomically (SET NX)
     before anything else, every finished batch renews it, and it expires on its own, so a lost
-    batch cannot stop polling for more than ``10 x POLL_INTERVAL`` (at least 60 s).
+    batch cannot stop polling for more than ``10 x POLL_INTERVAL_S`` (at least 60 s).
     """
-    settings = get_settings()
     client = get_redis()
-    running_key = settings.redis_key("poll", "running")
-    if not client.set(running_key, slot, nx=True, px=_running_ttl_ms()):
+    if not client.set(keys().poll_running(), slot, nx=True, px=_running_ttl_ms()):
         # Remember that a tick came due: the sweep that is running starts the next one as soon
         # as it finishes, instead of leaving the renders to wait for the following tick.
-        client.set(settings.redis_key("poll", "due"), slot, px=_running_ttl_ms())
+        client.set(keys().poll_due(), slot, px=_running_ttl_ms())
         log.info("previous poll sweep still running; tick skipped", slot=slot)
         return None
     try:
-        if not claim_slot(client, slot):
+        if not claim_poll_slot(slot):
             _release_running(slot)
             log.debug("poll slot already claimed", slot=slot)
             return None
@@ -164,10 +111,10 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     if batches:
         pipe = client.pipeline()
         pipe.hset(
-            _sweep_key(slot),
+            keys().poll_sweep(slot),
             mapping={"planned_at": time.time(), "batches": len(batches), "renders": renders},
         )
-        pipe.expire(_sweep_key(slot), 3600)
+        pipe.expire(keys().poll_sweep(slot), 3600)
         pipe.execute()
     else:
         _record_last_sweep(slot, time.time(), 0, 0, {})
@@ -187,7 +134,7 @@ return 0
 
 def _release_running(slot: int) -> None:
     client = get_redis()
-    client.eval(_RELEASE_IF_MINE, 1, get_settings().redis_key("poll", "running"), str(slot))
+    client.eval(_RELEASE_IF_MINE, 1, keys().poll_running(), str(slot))
 
 
 def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> bool:
@@ -195,14 +142,14 @@ def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> boo
 
     Returns True when a tick was skipped while this sweep ran: the caller should start the
     next sweep now (so the effective interval is the sweep's duration, not a multiple of
-    ``POLL_INTERVAL``).
+    ``POLL_INTERVAL_S``).
     """
     if slot is None:
         return False
     client = get_redis()
-    key = _sweep_key(slot)
+    key = keys().poll_sweep(slot)
     pipe = client.pipeline()
-    pipe.pexpire(get_settings().redis_key("poll", "running"), _running_ttl_ms())
+    pipe.pexpire(keys().poll_running(), _running_ttl_ms())
     pipe.hincrby(key, "done", 1)
     pipe.hincrby(key, "polled", polled)
     for outcome, count in outcomes.items():
@@ -217,7 +164,7 @@ def finish_batch(slot: int | None, outcomes: dict[str, int], polled: int) -> boo
         slot, float(fields["planned_at"]), int(fields["renders"]), int(fields["polled"]), totals
     )
     _release_running(slot)
-    return client.getdel(get_settings().redis_key("poll", "due")) is not None
+    return client.getdel(keys().poll_due()) is not None
 
 
 def _record_last_sweep(
@@ -234,14 +181,14 @@ def _record_last_sweep(
         "polled": polled,
         "outcomes": outcomes,
     }
-    get_redis().set(get_settings().redis_key("poll", "last-sweep"), json.dumps(record))
+    get_redis().set(keys().last_sweep(), json.dumps(record))
     metrics.sweep(duration, polled)
     if renders:
         log.info("poll sweep finished", **record)
 
 
 def last_sweep() -> dict[str, object] | None:
-    raw = get_redis().get(get_settings().redis_key("poll", "last-sweep"))
+    raw = get_redis().get(keys().last_sweep())
     return json.loads(raw) if raw else None
 
 
@@ -257,7 +204,7 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict
     try:
         renders = repository.poll_targets(render_ids)
         context = structlog.contextvars.get_contextvars()
-        results = list(_executor().map(lambda r: _read(r, context), renders))
+        results = list(_pool.get().map(lambda r: _read(r, context), renders))
         outcomes = _apply(results)
         polled = len(renders)
     except Exception:
@@ -294,7 +241,7 @@ def _read(render: repository.PollTarget, context: dict[str, object]) -> _Result:
     try:
         settings = get_settings()
         if render.started_at and utcnow() - render.started_at > timedelta(
-            seconds=settings.render_timeout
+            seconds=settings.render_timeout_s
         ):
             return _Result(render, timed_out=True)
         assert render.lambda_render_id and render.lambda_bucket
@@ -317,7 +264,7 @@ def _apply(results: list[_Result]) -> dict[str, int]:
     for result in results:
         render, progress = result.render, result.progress
         if result.timed_out:
-            message = f"not done {settings.render_timeout:g}s after it started (RENDER_TIMEOUT)"
+            message = f"not done {settings.render_timeout_s:g}s after it started (RENDER_TIMEOUT_S)"
             failures.append(repository.Failure(render.id, ErrorCode.TIMEOUT, message, None))
         elif result.error is not None:
             count = repository.record_poll_failure(render.id)

@@ -1,41 +1,47 @@
-"""Reconciliation: pending renders whose message is gone get a new one, once.
+"""Reconciliation: what a crash or a lost message left behind, found and repaired.
 
-The database is the source of truth; Redis only carries messages. Messages can vanish: Redis
-restarted without persistence or was flushed, a producer died between inserting the row and
-sending the message, an operator purged a queue. A render in ``rendering`` needs no message (the
-poller finds it in the database), but a ``pending`` one would wait forever. Every
-``RECONCILE_INTERVAL`` this pass compares the pending renders (older than
-``RECONCILE_GRACE_S``) with the render ids carried by every message still in Redis, ready,
-delayed or held unacked by a worker, and re-enqueues the missing ones. The next pass sees the
-new message, so each lost render is re-enqueued once; a duplicate would be harmless anyway.
+The database is the source of truth; Redis carries messages and the Lambda budget. Every
+``RECONCILE_INTERVAL_S`` one pass (its slot claimed once, ``worker.slots``) repairs two things:
+
+* **Lost messages.** Redis restarted without persistence or was flushed, a producer died
+  between inserting the row and sending the message, an operator purged a queue. A render in
+  ``rendering`` needs no message (the poller finds it in the database), but a ``pending`` one
+  would wait forever. Pending renders older than ``RECONCILE_GRACE_S`` whose id no message in
+  Redis carries (ready, delayed or held unacked) and whose claim is not live get a new
+  message. The next pass sees it, so each lost render is re-enqueued once; a duplicate would be
+  harmless anyway.
+* **Stale budget holders.** The poller releases a render's Lambda functions when it sees it
+  finish; this catches the rest: a worker that died between admission and ``rendering``, a
+  release lost to a crash, a render moved by an operator.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
 
 from dramatiq.brokers.redis import RedisBroker
-from sqlmodel import Session, col, select
 
-from shared.db import get_engine
+from shared import repository
 from shared.log import get_logger
 from shared.messages import START_RENDER, enqueue_many, start_render_message
-from shared.models import Render, RenderStatus, utcnow
+from shared.models import RenderStatus, utcnow
 from shared.producer import message_payload
 from shared.redis_client import get_redis
+from shared.redis_keys import keys
 from shared.settings import get_settings
+from worker.lambda_budget import get_budget
 
 log = get_logger(__name__)
 
 MAX_PER_PASS = 5_000
+#: A pending holder admitted this recently may still be on its way to Lambda.
+ADMISSION_GRACE_MS = 5_000
 
 
 def _message_hashes() -> list[str]:
-    settings = get_settings()
-    queue = settings.start_queue
-    return [settings.redis_key(f"{queue}.msgs"), settings.redis_key(f"{queue}.DQ.msgs")]
+    queue = get_settings().start_queue
+    return [keys().queue_messages(queue), keys().delayed_messages(queue)]
 
 
 def _render_ids_in(raw_messages: Iterator[bytes]) -> Iterator[str]:
@@ -60,21 +66,9 @@ def render_ids_with_messages() -> set[str]:
     return found
 
 
-def stale_pending(limit: int = MAX_PER_PASS) -> list[Render]:
-    cutoff = utcnow() - timedelta(seconds=get_settings().reconcile_grace_s)
-    stmt = (
-        select(Render)
-        .where(Render.status == RenderStatus.PENDING, col(Render.created_at) < cutoff)
-        .order_by(col(Render.created_at))
-        .limit(limit)
-    )
-    with Session(get_engine()) as session:
-        return list(session.exec(stmt))
-
-
-def reconcile(broker: RedisBroker) -> int:
-    """One pass; returns how many renders were re-enqueued (through ``broker``)."""
-    candidates = stale_pending()
+def requeue_lost(broker: RedisBroker) -> int:
+    """Re-enqueue (through ``broker``) pending renders whose message is gone; returns how many."""
+    candidates = repository.stale_pending(get_settings().reconcile_grace_s, MAX_PER_PASS)
     if not candidates:
         return 0
     now = utcnow()
@@ -98,3 +92,28 @@ def reconcile(broker: RedisBroker) -> int:
             age_s=round((now - render.created_at).total_seconds(), 1),
         )
     return len(lost)
+
+
+def release_stale_budget() -> int:
+    """Give back budget held for renders that are no longer in flight; returns how many."""
+    budget = get_budget()
+    holders = budget.holders()
+    if not holders:
+        return 0
+    rows = repository.claim_states(holders)
+    admitted = budget.admitted_at_ms(holders)
+    now_ms = budget.redis_now_ms()
+    now = utcnow()
+    stale = []
+    for render_id in holders:
+        status, claim_expires_at = rows.get(render_id, (None, None))
+        if status is None or RenderStatus(status).terminal:
+            stale.append(render_id)
+        elif status == RenderStatus.PENDING:
+            claim_live = claim_expires_at is not None and claim_expires_at > now
+            if not claim_live and now_ms - admitted.get(render_id, 0) > ADMISSION_GRACE_MS:
+                stale.append(render_id)
+    if stale:
+        budget.release_many(stale)
+        log.info("released stale lambda budget", released=len(stale))
+    return len(stale)

@@ -1,4 +1,4 @@
-"""Dramatiq's Redis broker with two holes closed, for workers.
+"""Dramatiq's Redis broker with three holes closed, for workers.
 
 1. **Messages stranded by a connection error.** When a consumer loses Redis, Dramatiq drops the
    messages it had prefetched (including every delayed message it was holding in memory) and
@@ -10,7 +10,7 @@
    renderq actor tolerates (see the claim in ``shared.repository``).
 2. **Slow wake-up after a quiet spell.** An idle consumer backs off exponentially up to the
    worker timeout (1 s by default), so the first message after a pause (a poll tick every
-   ``POLL_INTERVAL``, a start after a lull) waits up to a second. The backoff is capped at
+   ``POLL_INTERVAL_S``, a start after a lull) waits up to a second. The backoff is capped at
    ``QUEUE_IDLE_POLL_MS`` instead; an empty fetch is one cheap Lua call.
 3. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
    fields, raises in the consumer, which then restarts and (with 1.) would fetch it again
@@ -24,10 +24,12 @@ import threading
 from typing import Any
 
 import redis
+from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from shared.log import get_logger
+from shared.redis_keys import RedisKeys
 from shared.settings import get_settings
 
 log = get_logger(__name__)
@@ -46,9 +48,9 @@ class RecoveringRedisBroker(RedisBroker):
         return _SafeConsumer
 
     def acks_key(self, queue_name: str) -> str:
-        return f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        return RedisKeys(self.namespace).acks(self.broker_id, queue_name)
 
-    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
         with self._consumed_lock:
             restarted = queue_name in self._consumed
             self._consumed.add(queue_name)
@@ -62,7 +64,7 @@ class RecoveringRedisBroker(RedisBroker):
 
     def requeue_unacked(self, queue_name: str) -> int:
         """Put back every message this worker holds unacked on ``queue_name``."""
-        ids = [i.decode() for i in self.client.smembers(self.acks_key(queue_name))]  # type: ignore[union-attr]
+        ids = [i.decode() for i in self.client.smembers(self.acks_key(queue_name))]  # type: ignore[union-attr]  # redis-py types sync and async results as one union
         for start in range(0, len(ids), _CHUNK):
             self.do_requeue(queue_name, *ids[start : start + _CHUNK])
         if ids:
@@ -76,7 +78,7 @@ class RecoveringRedisBroker(RedisBroker):
         ids = list(self.client.smembers(self.acks_key(queue_name)))
         if not ids:
             return []
-        values = self.client.hmget(f"{self.namespace}:{queue_name}.msgs", ids)
+        values = self.client.hmget(RedisKeys(self.namespace).queue_messages(queue_name), ids)
         return [(i.decode(), v) for i, v in zip(ids, values, strict=True)]
 
     def dead_letter_raw(self, queue_name: str, data: bytes, reason: str) -> bool:
@@ -102,7 +104,7 @@ class RecoveringRedisBroker(RedisBroker):
 
 
 class _SafeConsumer(_RedisConsumer):
-    def __next__(self) -> Any:
+    def __next__(self) -> MessageProxy | None:
         while True:
             try:
                 message = super().__next__()
@@ -122,7 +124,7 @@ class _SafeConsumer(_RedisConsumer):
                 continue
             return message
 
-    def _has_redis_id(self, message: Any) -> bool:
+    def _has_redis_id(self, message: MessageProxy) -> bool:
         """Make sure the message can be acked; a malformed envelope is dead-lettered."""
         options = message.options
         if isinstance(options, dict) and "redis_message_id" in options:

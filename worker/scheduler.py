@@ -1,5 +1,5 @@
 """The scheduler: ``python -m worker.scheduler``. Sends the periodic ticks: one ``poll_tick``
-per ``POLL_TICK_S`` and one ``reconcile`` per ``RECONCILE_INTERVAL``.
+per ``POLL_TICK_S`` and one ``reconcile`` per ``RECONCILE_INTERVAL_S``.
 
 Dramatiq has no scheduler of its own. This one is deliberately dumb: it sends a tick stamped
 with its slot number (``floor(now / tick length)``) and the tick actor claims the slot in
@@ -37,7 +37,7 @@ class Scheduler:
         self.ticks_sent = 0
         self.jobs = [
             PeriodicJob(POLL_TICK, self.settings.sweep_every_s),
-            PeriodicJob(RECONCILE, self.settings.reconcile_interval),
+            PeriodicJob(RECONCILE, self.settings.reconcile_interval_s),
         ]
 
     def send_tick(self, job: PeriodicJob, slot: int) -> None:

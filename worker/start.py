@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from shared import renders, repository
-from shared.errors import IllegalTransition
+from shared.errors import IllegalTransition, RenderqError
 from shared.log import get_logger
 from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
@@ -45,15 +44,16 @@ from worker.lambda_client import (
     StartedRender,
     get_lambda,
 )
+from worker.permit import NO_PERMIT, StartPermit
 
 log = get_logger(__name__)
 
 
-class PoisonMessage(Exception):
+class PoisonMessage(RenderqError):
     """A message that can never be processed and names no render to fail: dead-letter it."""
 
 
-class _Handled(Exception):
+class _Handled(RenderqError):
     """The message was dealt with (the render it names was failed); ack it."""
 
 
@@ -154,13 +154,11 @@ def _explain_failed_claim(render_id: str) -> None:
     raise Defer(max(wait_ms, 1_000), "start claimed by another worker", counter="claim_waits")
 
 
-def start_render(
-    payload: Any, message_id: str, confirm_permit: Callable[[], int | None] | None = None
-) -> bool:
+def start_render(payload: Any, message_id: str, permit: StartPermit = NO_PERMIT) -> bool:
     """Run the start steps; True when this call started (or recovered) the render on Lambda.
 
-    ``confirm_permit`` (from the rate-limit middleware) is called right before Lambda
-    ``start``; it returns None to go ahead or the milliseconds until the user's next permit.
+    ``permit`` is the user's rate-limit permit held by this delivery: confirmed right before
+    Lambda ``start``, kept once the render started (``worker.permit``).
     """
     failpoint("start.before_claim")
     render_id = resolve(payload, message_id)
@@ -174,39 +172,27 @@ def start_render(
     failpoint("start.after_claim")
     functions = estimate_functions(claimed.duration_in_frames)
     in_use = _admit_or_defer(claimed, token, functions)
-    budget = get_budget()
     try:
-        if claimed.start_requests > 1:
-            found = _find_previous_start(claimed)
-            if found is not None:
-                return _record_started(claimed, token, found, functions, in_use, recovered=True)
-        _confirm_or_defer(claimed, token, confirm_permit)
-        started = get_lambda().start(
-            composition=claimed.composition,
-            input_props=claimed.input_props,
-            codec=claimed.codec,
-            width=claimed.width,
-            height=claimed.height,
-            fps=claimed.fps,
-            duration_in_frames=claimed.duration_in_frames,
-            out_name=_out_name(claimed),
-            frames_per_lambda=frames_per_lambda(claimed.duration_in_frames),
-        )
+        found = _find_previous_start(claimed) if claimed.start_requests > 1 else None
+        recovered = found is not None
+        if found is None:
+            _confirm_or_defer(claimed, token, permit)
+            found = _start_on_lambda(claimed)
+            failpoint("start.after_lambda_start")
     except LambdaThrottled as exc:
-        budget.release(claimed.id)
-        repository.release_claim(claimed.id, token)
+        _give_back(claimed, token)
         attempt = int(current_option("lambda_throttles", 0))
         delay = backoff_ms(attempt, base_ms=1_000, max_ms=60_000)
         if exc.retry_after_s:
             delay = max(delay, int(exc.retry_after_s * 1000))
         raise Defer(delay, f"lambda throttled: {exc}", counter="lambda_throttles") from exc
     except LambdaTransient as exc:
-        budget.release(claimed.id)
         attempt = int(current_option("start_errors", 0)) + 1
         if attempt >= settings.max_start_attempts:
+            get_budget().release(claimed.id)
             _fail_start(claimed, ErrorCode.LAMBDA_UNAVAILABLE, f"{attempt} start attempts: {exc}")
             return False
-        repository.release_claim(claimed.id, token, start_may_have_happened=exc.may_have_started)
+        _give_back(claimed, token, start_may_have_happened=exc.may_have_started)
         log.warning(
             "lambda start failed transiently",
             error=str(exc),
@@ -216,8 +202,7 @@ def start_render(
         delay = backoff_ms(attempt, base_ms=2_000, max_ms=300_000)
         raise Defer(delay, f"transient lambda error: {exc}", counter="start_errors") from exc
     except (LambdaRejected, LambdaConfigError) as exc:
-        budget.release(claimed.id)
-        repository.release_claim(claimed.id, token)
+        _give_back(claimed, token)
         code = (
             ErrorCode.LAMBDA_REJECTED
             if isinstance(exc, LambdaRejected)
@@ -225,13 +210,41 @@ def start_render(
         )
         _fail_start(claimed, code, str(exc))
         return False
-    failpoint("start.after_lambda_start")
-    return _record_started(claimed, token, started, functions, in_use, recovered=False)
+    _record_started(claimed, token, found, functions, in_use, recovered=recovered)
+    permit.started()
+    return True
 
 
-def _out_name(render: Claim) -> str:
-    assert render.out_name is not None  # set by claim_start
-    return render.out_name
+def _start_on_lambda(claimed: Claim) -> StartedRender:
+    return get_lambda().start(
+        composition=claimed.composition,
+        input_props=claimed.input_props,
+        codec=claimed.codec,
+        width=claimed.width,
+        height=claimed.height,
+        fps=claimed.fps,
+        duration_in_frames=claimed.duration_in_frames,
+        out_name=claimed.out_name,
+        frames_per_lambda=frames_per_lambda(claimed.duration_in_frames),
+    )
+
+
+def _give_back(
+    claimed: Claim,
+    token: str,
+    *,
+    throttled_until: datetime | None = None,
+    start_may_have_happened: bool = False,
+) -> None:
+    """The start did not happen (or its outcome is unknown): release the render's budget and
+    give the claim back, so the next delivery can take it."""
+    get_budget().release(claimed.id)
+    repository.release_claim(
+        claimed.id,
+        token,
+        throttled_until=throttled_until,
+        start_may_have_happened=start_may_have_happened,
+    )
 
 
 def _admit_or_defer(claimed: Claim, token: str, functions: int) -> int:
@@ -251,21 +264,17 @@ def _admit_or_defer(claimed: Claim, token: str, functions: int) -> int:
     )
 
 
-def _confirm_or_defer(
-    claimed: Claim, token: str, confirm_permit: Callable[[], int | None] | None
-) -> None:
-    """Re-check the user's permit right before the start (see worker.middleware.rate_limit)."""
+def _confirm_or_defer(claimed: Claim, token: str, permit: StartPermit) -> None:
+    """Re-check the user's permit right before the start (see ``worker.permit``)."""
     try:
-        wait_ms = confirm_permit() if confirm_permit is not None else None
+        wait_ms = permit.confirm()
     except BaseException:
-        get_budget().release(claimed.id)
-        repository.release_claim(claimed.id, token)
+        _give_back(claimed, token)
         raise
     if wait_ms is None:
         return
-    get_budget().release(claimed.id)
     until = utcnow() + timedelta(milliseconds=wait_ms)
-    repository.release_claim(claimed.id, token, throttled_until=until)
+    _give_back(claimed, token, throttled_until=until)
     raise Defer(jittered(wait_ms, 0.05), "user rate limit (at start)", counter="throttled")
 
 
@@ -273,7 +282,7 @@ def _find_previous_start(claimed: Claim) -> StartedRender | None:
     """An earlier start request for this attempt has an unknown outcome: look for the render
     it may have started, by its deterministic ``outName``, before paying for another one."""
     found = get_lambda().find_render(
-        _out_name(claimed),
+        claimed.out_name,
         bucket=repository.latest_bucket(),
         since=claimed.created_at - timedelta(minutes=5),
     )
@@ -294,7 +303,7 @@ def _record_started(
     in_use: int,
     *,
     recovered: bool,
-) -> bool:
+) -> None:
     """``pending -> rendering`` with the Lambda ids, retrying through a database outage.
 
     The render is running and paid for; losing its ids is the costly window. The claim lease
@@ -313,7 +322,7 @@ def _record_started(
                 lambda_render_id=started.render_id,
                 status=exc.actual,
             )
-            return True
+            return
         except DBAPIError as exc:
             if time.monotonic() + delay > deadline:
                 raise
@@ -329,7 +338,6 @@ def _record_started(
         functions=functions,
         budget_in_use=in_use,
     )
-    return True
 
 
 def note_throttled(payload: Any, message_id: str, until: datetime) -> None:

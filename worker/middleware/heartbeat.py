@@ -14,19 +14,15 @@ import threading
 import time
 from typing import Any
 
-from dramatiq import Middleware
+from dramatiq import Broker, Middleware, Worker
 
 from shared.log import get_logger
 from shared.redis_client import get_redis
-from shared.settings import get_settings
+from shared.redis_keys import keys
 
 log = get_logger(__name__)
 
 INTERVAL_S = 5.0
-
-
-def workers_key() -> str:
-    return get_settings().redis_key("workers")
 
 
 class WorkerHeartbeat(Middleware):
@@ -35,7 +31,7 @@ class WorkerHeartbeat(Middleware):
         self._thread: threading.Thread | None = None
         self.worker_id = ""
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         queues = sorted(getattr(worker, "consumer_whitelist", None) or broker.get_declared_queues())
         started = time.time()
@@ -52,7 +48,7 @@ class WorkerHeartbeat(Middleware):
                     "seen_at": time.time(),
                 }
                 try:
-                    get_redis().hset(workers_key(), self.worker_id, json.dumps(entry))
+                    get_redis().hset(keys().workers(), self.worker_id, json.dumps(entry))
                 except Exception as exc:
                     log.warning("could not write worker heartbeat", error=str(exc))
                 self._stop.wait(INTERVAL_S)
@@ -60,10 +56,10 @@ class WorkerHeartbeat(Middleware):
         self._thread = threading.Thread(target=beat, name="renderq-heartbeat", daemon=True)
         self._thread.start()
 
-    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         self._stop.set()
         try:
-            get_redis().hdel(workers_key(), self.worker_id)
+            get_redis().hdel(keys().workers(), self.worker_id)
         except Exception:
             log.warning("could not remove worker heartbeat", exc_info=True)
 
@@ -71,7 +67,7 @@ class WorkerHeartbeat(Middleware):
 def read_workers(stale_after_s: float = 3 * INTERVAL_S) -> tuple[list[dict[str, Any]], list[str]]:
     """Live worker entries, and ids of stale ones (pruned here: crashed workers leave them)."""
     client = get_redis()
-    raw: dict[bytes, bytes] = client.hgetall(workers_key())  # type: ignore[assignment]
+    raw: dict[bytes, bytes] = client.hgetall(keys().workers())  # type: ignore[assignment]  # redis-py types sync and async results as one union
     now = time.time()
     alive, stale = [], []
     for worker_id, value in raw.items():
@@ -81,5 +77,5 @@ def read_workers(stale_after_s: float = 3 * INTERVAL_S) -> tuple[list[dict[str, 
         else:
             stale.append(worker_id.decode())
     if stale:
-        client.hdel(workers_key(), *stale)
+        client.hdel(keys().workers(), *stale)
     return sorted(alive, key=lambda e: e["worker_id"]), stale

@@ -6,13 +6,12 @@ such option and is never throttled.
 
 Over the limit, a copy of the message is enqueued with a delay equal to the time until the
 user's next permit and the original is skipped (acked): no retry is spent and nothing is
-counted as a failure (see field facts: ``Retry`` would count against ``max_retries``).
+counted as a failure (Dramatiq's ``Retry`` would count against ``max_retries``).
 
-The permit is taken before the actor runs and refunded afterwards unless the actor marked the
-message ``render_started``, so duplicates, invalid messages and renders that had to wait for
-the Lambda budget do not use up a user's quota. This middleware fails safe: it catches its own
-errors (Dramatiq would otherwise log them and run the actor unthrottled) and, while Redis is
-unreachable, holds the message rather than running it or acking it.
+The permit's life (take, confirm, keep, refund) is ``worker.permit``'s; this middleware takes
+it before the actor runs and refunds it afterwards if it paid for no start. It fails safe: it
+catches its own errors (Dramatiq would otherwise log them and run the actor unthrottled) and,
+while Redis is unreachable, holds the message rather than running it or acking it.
 """
 
 from __future__ import annotations
@@ -24,19 +23,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from dramatiq import Middleware
+from dramatiq import Broker, Middleware
 from dramatiq.middleware import SkipMessage
 
 from shared.log import get_logger
-from shared.rate_limit import Permit, get_limiter
-from shared.settings import get_settings
-from worker import metrics
+from shared.rate_limit import Permit
+from worker import metrics, permit
 from worker.defer import defer_message
+from worker.delivery import Delivery
 
 log = get_logger(__name__)
 
-PERMIT_OPTION = "rate_permit"
-STARTED_OPTION = "render_started"
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
@@ -49,13 +46,13 @@ class UserRateLimit(Middleware):
     def actor_options(self) -> set[str]:
         return {"rate_limit_key", "on_throttled"}
 
-    def before_process_message(self, broker: Any, message: Any) -> None:
+    def before_process_message(self, broker: Broker, message: Delivery) -> None:
         actor = broker.get_actor(message.actor_name)
-        key_fn: Callable[[Any], str | None] | None = actor.options.get("rate_limit_key")
+        key_fn: Callable[[Delivery], str | None] | None = actor.options.get("rate_limit_key")
         if key_fn is None:
             return
-        message.options.pop(PERMIT_OPTION, None)
-        message.options.pop(STARTED_OPTION, None)
+        for option in permit.DELIVERY_OPTIONS:
+            message.options.pop(option, None)
         try:
             user_id = key_fn(message)
         except Exception:
@@ -63,11 +60,10 @@ class UserRateLimit(Middleware):
             return
         if user_id is None:
             return
-        permit = self._acquire(broker, message, user_id)
-        if permit.allowed:
-            message.options[PERMIT_OPTION] = [user_id, permit.member, time.monotonic()]
+        taken = self._take(message, user_id)
+        if taken.allowed:
             return
-        delay = permit.wait_ms + random.randint(0, max(50, permit.wait_ms // 20))
+        delay = taken.wait_ms + random.randint(0, max(50, taken.wait_ms // 20))
         until = datetime.now(UTC) + timedelta(milliseconds=delay)
         on_throttled = actor.options.get("on_throttled")
         if on_throttled is not None:
@@ -76,28 +72,25 @@ class UserRateLimit(Middleware):
             except Exception:
                 log.exception("could not record throttled_until")
         metrics.deferred("throttled")
-        self._defer(message, delay, f"user {user_id} over rate limit {permit.rate}")
+        self._defer(message, delay, f"user {user_id} over rate limit {taken.rate}")
         raise SkipMessage(f"throttled until {until.isoformat()}")
 
     def after_process_message(
-        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+        self,
+        broker: Broker,
+        message: Delivery,
+        *,
+        result: Any | None = None,
+        exception: BaseException | None = None,
     ) -> None:
-        permit = message.options.pop(PERMIT_OPTION, None)
-        started = message.options.pop(STARTED_OPTION, False)
-        if permit and not started:
-            user_id, member, _ = permit
-            try:
-                get_limiter().refund(user_id, member)
-            except Exception:
-                # Keeping an unused permit only makes the limit stricter for a while.
-                log.warning("could not refund rate-limit permit", user_id=user_id, exc_info=True)
+        permit.refund_unused(message)
 
-    def _acquire(self, broker: Any, message: Any, user_id: str) -> Permit:
+    def _take(self, message: Delivery, user_id: str) -> Permit:
         """A permit decision; while Redis is down, wait for it (never run unthrottled)."""
         delay, waited = 0.5, 0.0
         while True:
             try:
-                return get_limiter().acquire(user_id, message.message_id)
+                return permit.take(message, user_id)
             except _REDIS_DOWN as exc:
                 if waited >= self.max_hold_s:
                     self._defer(message, self.error_delay_ms, f"rate limiter unavailable: {exc}")
@@ -111,7 +104,7 @@ class UserRateLimit(Middleware):
                 self._defer(message, self.error_delay_ms, f"rate limiter error: {exc}")
                 raise SkipMessage("rate limiter error") from exc
 
-    def _defer(self, message: Any, delay_ms: int, reason: str) -> None:
+    def _defer(self, message: Delivery, delay_ms: int, reason: str) -> None:
         """Re-enqueue with a delay; if Redis refuses even that, keep trying (the message is
         still unacked, so a worker crash meanwhile only means redelivery)."""
         backoff = 0.5
@@ -123,43 +116,3 @@ class UserRateLimit(Middleware):
                 log.warning("cannot re-enqueue deferred message; retrying", error=str(exc))
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-
-
-def _fresh(stamped_at: float) -> bool:
-    """Stamped so recently that the window margin covers the time until the start: a
-    re-stamp would move the entry by less than the margin already allows for."""
-    return time.monotonic() - stamped_at < get_settings().rate_limit_margin_ms / 2000
-
-
-def confirm_permit(message: Any) -> int | None:
-    """Right before the throttled work starts, move the message's permit to "now".
-
-    The permit was taken when the message arrived; the start may follow after database work,
-    a claim and the Lambda budget. Re-stamping makes the user's window count the start itself
-    (skipped when the permit is fresh: ``RATE_LIMIT_MARGIN_MS`` covers that much delay).
-    Returns None to go ahead, or the milliseconds to wait (the permit is then gone).
-    Redis errors propagate: the caller must not start without a confirmed permit.
-    """
-    permit = message.options.get(PERMIT_OPTION) if message is not None else None
-    if not permit or _fresh(permit[2]):
-        return None
-    user_id, member, _ = permit
-    result = get_limiter().confirm(user_id, member)
-    if result.allowed:
-        permit[2] = time.monotonic()
-        return None
-    message.options.pop(PERMIT_OPTION, None)
-    return result.wait_ms
-
-
-def mark_started(message: Any) -> None:
-    """Called by an actor once the rate-limited work really started: keep the permit, and
-    stamp it with the current time (the start has happened by now) unless the stamp is fresh
-    enough that the margin covers the start call."""
-    message.options[STARTED_OPTION] = True
-    permit = message.options.get(PERMIT_OPTION)
-    if permit and not _fresh(permit[2]):
-        try:
-            get_limiter().touch(permit[0], permit[1])
-        except Exception:
-            log.warning("could not re-stamp the permit after the start", exc_info=True)
