@@ -1992,7 +1992,7 @@ def _cli_type(
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.lambda_emulator",
+        prog="python -m devtools.emulator",
         description="Remotion-Lambda-compatible emulator speaking the AWS Lambda Invoke API.",
     )
     parser.add_argument("--host", default="127.0.0.1")
