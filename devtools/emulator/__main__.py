@@ -1,7 +1,8 @@
-"""``python -m devtools.emulator``: run the emulator from the command line."""
+"""``python -m devtools.emulator``: run the emulator (options: ``--help``, see ``cli``)."""
 
 import sys
 
-from devtools.emulator.core import main
+from devtools.emulator.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
