@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.devstack import Stack, dramatiq_argv
-from devtools.lambda_emulator import control
+from devtools.emulator import control
 
 #: Queue and actor of the bare-Dramatiq baseline (``devtools.bench_noop``).
 NOOP_QUEUE = "bench-noop"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.devstack import ROOT, Stack
-from devtools.lambda_emulator import control
+from devtools.emulator import control
 
 FAULTS = [
     {"throttle_starts": 4},

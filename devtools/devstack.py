@@ -140,7 +140,7 @@ class Stack:
     def start_emulator(self, *args: str) -> str:
         proc = self.spawn(
             "emulator",
-            [sys.executable, "-m", "devtools.lambda_emulator", "--port", "0", *args],
+            [sys.executable, "-m", "devtools.emulator", "--port", "0", *args],
             capture_stdout=True,
         )
         assert proc.stdout is not None

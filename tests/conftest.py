@@ -99,7 +99,7 @@ def namespace(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def emulator() -> Iterator[object]:
-    from devtools.lambda_emulator import EmulatorServer
+    from devtools.emulator import EmulatorServer
 
     server = EmulatorServer(port=0, speed=3000)
     server.start()

@@ -32,7 +32,7 @@ def wait_until(
 
 
 def emulator_call(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    from devtools.lambda_emulator import control
+    from devtools.emulator import control
 
     return control(url, path, body)
 

@@ -1,4 +1,4 @@
-"""Tests for devtools/lambda_emulator.py, driven through the real remotion_lambda client.
+"""Tests for the devtools.emulator package, driven through the real remotion_lambda client.
 
 The point of the emulator is that the *unmodified* SDK works against it, so most tests go
 through ``RemotionClient`` (pointed at the emulator with ``AWS_ENDPOINT_URL_LAMBDA``) and
@@ -38,7 +38,7 @@ from botocore.exceptions import (
 from remotion_lambda import RemotionClient, RenderMediaParams
 from remotion_lambda.exception import RemotionRenderingOutputError
 
-from devtools.lambda_emulator import REMOTION_VERSION, EmulatorServer
+from devtools.emulator import REMOTION_VERSION, EmulatorServer
 
 REGION = "us-east-1"
 FUNCTION_NAME = "remotion-render-4-0-539-mem2048mb-disk2048mb-120sec"
@@ -1048,7 +1048,7 @@ def test_stop_releases_port_and_closes_keepalive_connections() -> None:
 def test_cli_prints_listening_line_and_exits_cleanly_on_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.lambda_emulator", "--port", "0", "--speed", "1000"],
+        [sys.executable, "-m", "devtools.emulator", "--port", "0", "--speed", "1000"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -211,7 +211,7 @@ def test_progress_failures_are_retried_then_give_up(sqlite_db, emulator, monkeyp
 
 
 def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
-    from devtools.lambda_emulator import EmulatorServer
+    from devtools.emulator import EmulatorServer
 
     with EmulatorServer(port=0, remotion_version="4.0.540") as other:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", other.url)
