@@ -129,13 +129,13 @@ class Stack:
                 str(self.log_dir),
             ],
         )
-        private = f"redis://127.0.0.1:{port}/0"
+        private_url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + 10
-        while not listening(private, port):
+        while not listening(private_url, port):
             if time.monotonic() > deadline:
                 raise SystemExit("private redis-server did not start")
             time.sleep(0.05)
-        return private
+        return private_url
 
     def start_emulator(self, *args: str) -> str:
         proc = self.spawn(

@@ -134,7 +134,7 @@ def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_pat
 
 
 def test_median_run_picks_the_middle_ratio_and_keeps_the_first_floor() -> None:
-    from devtools.bench import _median_run
+    from devtools.bench.lifecycle import _median_run
 
     runs = [
         {"ratio_to_bare": 0.05, "renders_per_s": 150, "floor": {"ratio_to_bare": 0.11}},

@@ -1,10 +1,13 @@
-"""The bare-Dramatiq baseline of ``python -m devtools.bench``: ``dramatiq devtools.bench_noop``.
+"""The bare-Dramatiq baseline of ``python -m devtools.bench``: ``dramatiq devtools.bench.noop``.
 
 Every renderq throughput figure is reported as a ratio to what Dramatiq alone drains on the same
 machine, with the same broker settings and the same worker processes and threads. This module is
 that "Dramatiq alone": Dramatiq's ``RedisBroker`` with its default middleware, renderq's
 heartbeat and maintenance settings and namespace (from the same environment variables), and one
 actor that does nothing.
+
+Loaded by the ``dramatiq`` worker processes of the ``bare`` section (``devtools.bench.bare``),
+never by the benchmark process itself: importing it sets the global broker.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from devtools.bench_support import NOOP_ACTOR, NOOP_QUEUE
+from devtools.bench.support import NOOP_ACTOR, NOOP_QUEUE
 from shared.settings import get_settings
 
 _settings = get_settings()

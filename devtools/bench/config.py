@@ -1,0 +1,59 @@
+"""What the benchmark runs and how big: the section names, their dependencies, the sizes.
+
+Kept apart so that the command line (``__main__``), the shared context and every section read
+the same names and numbers; ``--quick`` swaps ``Sizes()`` for ``QUICK``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SECTIONS = (
+    "bare",
+    "lifecycle",
+    "start_latency",
+    "completion_latency",
+    "poll_sweep",
+    "enqueue",
+    "throttle",
+    "memory",
+)
+REQUIRES = {"lifecycle": ("bare",), "memory": ("lifecycle",)}
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+#: Limits that must not be what is measured: every render may start at once.
+UNLIMITED = {
+    "RENDER_RATE_LIMIT": "1000000/1s",
+    "LAMBDA_CONCURRENCY_BUDGET": "1000000000",
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each section does; ``--quick`` shrinks all of it for the smoke test."""
+
+    bare_messages: int = 20_000
+    lifecycle_renders: int = 2_000
+    lifecycle_poll_interval_s: float = 0.2
+    latency_rate: float = 100.0
+    latency_seconds: float = 15.0
+    latency_warmup_s: float = 1.0
+    sweep_sizes: tuple[int, ...] = (1_000, 10_000)
+    sweep_status_delay_ms: float = 50.0
+    enqueue_single: int = 1_000
+    enqueue_batched: int = 10_000
+    enqueue_batch: int = 500
+    throttle_samples: int = 5_000
+
+
+QUICK = Sizes(
+    bare_messages=1_000,
+    lifecycle_renders=100,
+    latency_rate=50.0,
+    latency_seconds=2.0,
+    latency_warmup_s=0.5,
+    sweep_sizes=(100, 300),
+    enqueue_single=100,
+    enqueue_batched=1_000,
+    throttle_samples=300,
+)

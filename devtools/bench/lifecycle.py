@@ -1,0 +1,220 @@
+"""Section ``lifecycle``: renders/s from ``enqueue_renders`` to ``complete``, and its floor.
+
+Run on SQLite and PostgreSQL with nothing else limiting (an emulator that finishes renders at
+once, rate limit and budget out of the way, a short POLL_INTERVAL), and reported as a ratio to
+the bare-Dramatiq rate of the same run (``devtools.bench.bare``). On PostgreSQL the first run
+also measures the floor: the parts a render cannot do without, each measured alone, which
+bounds the lifecycle rate from above. ``--runs N`` repeats bare + lifecycle and keeps the run
+with the median ratio (``_median_run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from devtools.bench.bare import measure_bare
+from devtools.bench.common import (
+    chunks,
+    cpu_note,
+    fetch_rows,
+    fmt_rate,
+    make_request,
+    terminal_count,
+)
+from devtools.bench.config import UNLIMITED
+from devtools.bench.context import Bench
+from devtools.bench.run import Run
+from devtools.devstack import wait_for
+
+
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median ratio (the lower middle one for an even count), with every
+    run's ratio attached and the first run's floor (measured once)."""
+    ordered = sorted(results, key=lambda r: r["ratio_to_bare"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["ratio_each_run"] = [r["ratio_to_bare"] for r in results]
+    if "floor" in results[0]:
+        chosen["floor"] = results[0]["floor"]
+    return chosen
+
+
+def lifecycle(bench: Bench) -> None:
+    """Renders/s from ``enqueue_renders`` to ``complete`` with nothing else limiting: the
+    emulator finishes renders at once, rate limit and budget are out of the way, and
+    POLL_INTERVAL is short, so what remains is renderq's own cost per render."""
+    runs = bench.args.runs
+    all_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in bench.kinds()}
+    bare_rates = [bench.bare_rate]
+    for i in range(runs):
+        if i:
+            # Each repetition re-measures its own baseline right before it: the ratio of
+            # a pair taken minutes apart on a shared machine would mostly measure drift.
+            bench.bare_rate = measure_bare(bench, f"bare-{i + 1}")["messages_per_s"]
+            bare_rates.append(bench.bare_rate)
+        for kind in bench.kinds():
+            all_runs[kind].append(_lifecycle_one(bench, kind, with_floor=i == 0))
+    figures = {kind: _median_run(results) for kind, results in all_runs.items()}
+    if runs > 1:
+        bench.sections["bare"]["figures"]["messages_per_s_each_run"] = bare_rates
+        bench.row(
+            "bare dramatiq drain (each run)",
+            ", ".join(fmt_rate(rate) for rate in bare_rates),
+            "the baseline of each lifecycle run, measured right before it",
+        )
+    interval = bench.sizes.lifecycle_poll_interval_s
+    bench.sections["lifecycle"] = {
+        "runs": runs,
+        "settings": {
+            **bench.worker_settings(),
+            "renders": bench.sizes.lifecycle_renders,
+            "enqueue": "enqueue_renders in batches of 500, 20 users",
+            "emulator_speed_fps": 1e6,
+            "frames": 30,
+            "POLL_INTERVAL": interval,
+            **UNLIMITED,
+            "timing": "first enqueue_renders call -> last completed_at",
+            "runs": f"{runs}; each run re-measures bare Dramatiq first; the figures are "
+            "those of the run with the median ratio, the floor that of the first run",
+        },
+        "figures": figures,
+    }
+    for kind, fig in figures.items():
+        bench.row(
+            f"lifecycle ({kind})",
+            fmt_rate(fig["renders_per_s"], "renders/s"),
+            f"{fig['renders']:,} renders, POLL_INTERVAL={interval:g}s, "
+            f"failed={fig['failed']}; " + cpu_note(fig, "render"),
+        )
+    for kind, fig in figures.items():
+        ratios = fig["ratio_each_run"]
+        bench.row(
+            f"lifecycle / bare ratio ({kind})",
+            f"{fig['ratio_to_bare']:.3f}",
+            f"bare = {fmt_rate(fig['bare_msgs_per_s'], 'msg/s')} in the same run"
+            if runs == 1
+            else f"median of {runs} runs, each against its own bare run: "
+            + ", ".join(f"{r:.3f}" for r in ratios),
+        )
+    for kind, fig in figures.items():
+        if "floor" not in fig:
+            continue
+        floor = fig["floor"]
+        bench.row(
+            f"lifecycle floor ({kind})",
+            f"{fmt_rate(floor['renders_per_s'], 'renders/s')} = "
+            f"{floor['ratio_to_bare']:.3f} x bare",
+            "upper bound from parts measured alone: 2 bare boto3 invokes "
+            f"({fmt_rate(floor['bare_invoke_calls_per_s'], 'calls/s')}) + 1 bare message + "
+            f"2 bare committed UPDATEs ({fmt_rate(floor['bare_update_commits_per_s'], '/s')})",
+        )
+
+
+def _lifecycle_one(bench: Bench, kind: str, *, with_floor: bool = True) -> dict[str, Any]:
+    from shared.producer import enqueue_renders
+
+    n = bench.sizes.lifecycle_renders
+    settings = {**UNLIMITED, "POLL_INTERVAL": str(bench.sizes.lifecycle_poll_interval_s)}
+    with contextlib.ExitStack() as stack:
+        db_url = stack.enter_context(bench.database(kind))
+        run = stack.enter_context(
+            Run(
+                bench,
+                f"lifecycle-{kind}",
+                db_url,
+                settings=settings,
+                emulator_args=("--speed", "1000000"),
+            )
+        )
+        run.start_workers()
+        run.start_scheduler()
+        requests = [make_request(i, tag=f"life-{kind}") for i in range(n)]
+        cpu_before = run.cpu_snapshot()
+        t0 = time.time()
+        for part in chunks(requests, 500):
+            enqueue_renders(part)
+        enqueued_s = time.time() - t0
+        wait_for(
+            lambda: terminal_count() >= n,
+            timeout=120 + n / 5,
+            interval=0.2,
+            what=f"{n} renders to finish ({kind})",
+        )
+        cpu_after = run.cpu_snapshot()
+        rows = fetch_rows()
+        stats = run.emulator_stats()
+        run.record_rss()
+        floor = (
+            _lifecycle_floor(bench, db_url, rows) if kind == "postgresql" and with_floor else None
+        )
+    ends = [r["completed_at"] for r in rows if r["completed_at"] is not None]
+    seconds = max(ends) - t0
+    rate = n / seconds
+    failed = [r for r in rows if r["status"] == "failed"]
+    return {
+        "renders": n,
+        "renders_per_s": round(rate, 1),
+        "seconds": round(seconds, 3),
+        "enqueue_seconds": round(enqueued_s, 3),
+        "ratio_to_bare": round(rate / bench.bare_rate, 4),
+        "bare_msgs_per_s": round(bench.bare_rate, 1),
+        "failed": len(failed),
+        "failed_codes": sorted({str(r["error_code"]) for r in failed}),
+        "emulator_starts_total": stats.get("starts_total"),
+        "emulator_status_calls": stats.get("status_calls"),
+        **run.cpu_figures(cpu_before, cpu_after, n),
+        **({"floor": floor} if floor else {}),
+    }
+
+
+def _lifecycle_floor(bench: Bench, db_url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a render cannot do without, each part measured alone at full speed on this
+    machine with the same processes and threads: two Lambda invokes (a ``start`` and a
+    ``status``) against the same emulator, one Dramatiq message (the bare rate), and two
+    committed single-row UPDATEs (the claim and ``pending -> rendering``).
+
+    Summing their per-unit machine time bounds the lifecycle rate from above: no rate
+    limit, budget, logging, ORM, metrics or poll bookkeeping is counted. If this bound is
+    under a target, no tuning of renderq's own code can meet that target here.
+    """
+    from remotion_lambda import RemotionClient, RenderMediaParams
+
+    from shared.settings import get_settings
+
+    product = get_settings()
+    client = RemotionClient(
+        region=product.remotion_aws_region,
+        serve_url=product.remotion_serve_url,
+        function_name=product.remotion_lambda_function_name,
+    )
+    payloads: list[str] = []
+    for i, row in enumerate(rows):
+        params = RenderMediaParams(
+            composition="Main",
+            input_props={"i": i},
+            codec="h264",
+            force_width=1280,
+            force_height=720,
+            force_fps=30,
+            force_duration_in_frames=30,
+            out_name=f"floor-{i}.mp4",
+        )
+        payloads.append(client.construct_render_request(params, render_type="video-or-audio"))
+        status = (row["lambda_render_id"], row["lambda_bucket"])
+        payloads.append(client.construct_render_progress_request(*status))
+    p, t = bench.args.processes, bench.args.threads
+    invoke = bench.helpers.bare_invoke(product.remotion_lambda_function_name, payloads, p, t)
+    ids = [r["id"] for r in rows] * 2
+    updates = bench.helpers.bare_updates(db_url, ids, p, t)
+    per_render_s = 2 / invoke["calls_per_s"] + 1 / bench.bare_rate + 2 / updates["commits_per_s"]
+    rate = 1 / per_render_s
+    return {
+        "renders_per_s": round(rate, 1),
+        "ratio_to_bare": round(rate / bench.bare_rate, 4),
+        "bare_invoke_calls_per_s": invoke["calls_per_s"],
+        "bare_invoke_errors": invoke["errors"],
+        "bare_update_commits_per_s": updates["commits_per_s"],
+        "bare_dramatiq_msgs_per_s": round(bench.bare_rate, 1),
+        "per_render": "2 invokes (start + status) + 1 message + 2 committed UPDATEs",
+    }

@@ -1,0 +1,181 @@
+"""One measurement's processes, Redis namespace and environment: ``Run``.
+
+Every section measures inside one or more ``Run`` blocks: entering one starts the Lambda
+emulator (if asked) and points the in-process product code at a namespace and database of the
+run's own; the section then starts workers and the scheduler through it, and takes CPU
+snapshots around what it times. Leaving records the workers' peak RSS (the ``memory``
+section's figures) and stops everything, so the next run starts from nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from devtools.bench.support import (
+    BenchStack,
+    busy_fraction,
+    cpu_seconds,
+    drop_namespace,
+    emulator_call,
+    machine_cpu,
+    product_env,
+)
+from devtools.devstack import free_port, wait_for
+
+if TYPE_CHECKING:
+    from devtools.bench.context import Bench
+
+# --------------------------------------------------------------------------------------
+# One run: emulator, workers, scheduler, namespace, environment
+# --------------------------------------------------------------------------------------
+
+
+class Run:
+    """The processes, Redis namespace and environment of one measurement.
+
+    Entering sets the environment for the in-process product code (producer, repository) and
+    for every child; leaving records the workers' peak RSS, stops everything and deletes the
+    namespace, so the next run starts from nothing.
+    """
+
+    def __init__(
+        self,
+        bench: Bench,
+        name: str,
+        database_url: str,
+        *,
+        settings: dict[str, str] | None = None,
+        emulator_args: Sequence[str] | None = None,
+    ) -> None:
+        self.bench = bench
+        self.name = name
+        self.namespace = f"renderq-bench-{os.getpid()}-{name}-{uuid.uuid4().hex[:6]}"
+        bench.namespaces.append(self.namespace)
+        self.stack = BenchStack(log_dir=bench.run_dir / name)
+        self.emulator_args = emulator_args
+        self.emulator_url: str | None = None
+        self.worker: Any = None
+        self.scheduler: Any = None
+        self.emulator_proc: Any = None
+        self.env = {
+            "REDIS_URL": bench.redis_url,
+            "REDIS_NAMESPACE": self.namespace,
+            "DATABASE_URL": database_url,
+            "REMOTION_AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0",
+            "REMOTION_AWS_SECRET_ACCESS_KEY": "bench-secret-not-a-real-key-00000000000000",
+            "REMOTION_SERVE_URL": "https://example.invalid/sites/bench/index.html",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": bench.args.log_level,
+            # Metrics stay on (the production default, so their cost is measured), on a port
+            # of this run's own so that another worker on the machine cannot collide with it,
+            # and with samples under the run directory, which is removed afterwards.
+            "METRICS_PORT": str(free_port()),
+            "METRICS_HOST": "127.0.0.1",
+            "METRICS_DIR": str(bench.run_dir / name / "metrics"),
+            **(settings or {}),
+        }
+        self._env: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> Run:
+        self.bench.active_runs.append(self)
+        if self.emulator_args is not None:
+            self.emulator_url = self.stack.start_emulator(*self.emulator_args)
+            self.emulator_proc = self.stack.processes[-1][1]
+            self.env["AWS_ENDPOINT_URL_LAMBDA"] = self.emulator_url
+            # The emulator serves Remotion's S3 bucket too (start recovery looks there).
+            self.env["AWS_ENDPOINT_URL_S3"] = self.emulator_url
+        self.stack.env.update(self.env)
+        self._env = contextlib.ExitStack()
+        self._env.enter_context(product_env(self.env))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self not in self.bench.active_runs:
+            return
+        self.bench.active_runs.remove(self)
+        try:
+            with contextlib.suppress(Exception):  # a reading is not worth a leaked process
+                self.record_rss()
+            self.stack.close()
+        finally:
+            if self._env is not None:
+                self._env.close()
+            with contextlib.suppress(Exception):
+                drop_namespace(self.bench.redis_url, self.namespace)
+
+    def start_workers(self) -> None:
+        """``dramatiq worker.actors -p P -t T``; returns once every process has booted, so
+        boot time is never part of a figure."""
+        import redis
+
+        p = self.bench.args.processes
+        self.worker = self.stack.start_dramatiq(
+            "worker", "worker.actors", processes=p, threads=self.bench.args.threads
+        )
+        client = redis.Redis.from_url(self.bench.redis_url)
+        log_path = self.stack.log_dir / "worker.log"
+
+        def ready() -> bool:
+            if self.worker.poll() is not None:
+                raise RuntimeError(
+                    f"worker exited with {self.worker.returncode}:\n"
+                    + self.stack.log_tail("worker")
+                )
+            heartbeats = int(client.hlen(f"{self.namespace}:workers"))
+            booted = log_path.read_text(errors="replace").count("ready for action")
+            return heartbeats >= p or booted >= p
+
+        try:
+            wait_for(ready, timeout=90, interval=0.1, what=f"{p} worker processes to boot")
+        finally:
+            client.close()
+
+    def start_scheduler(self) -> None:
+        self.scheduler = self.stack.spawn("scheduler", [sys.executable, "-m", "worker.scheduler"])
+
+    def record_rss(self) -> None:
+        """VmHWM only grows while a process lives, so the last reading is the run's peak."""
+        if self.worker is not None and self.worker.poll() is None:
+            self.bench.rss[self.name] = {"run": self.name, **self.stack.worker_rss(self.worker)}
+
+    def stop_workers(self) -> None:
+        """Scheduler first (no new sweeps), then the workers; the emulator stays up."""
+        self.record_rss()
+        if self.scheduler is not None:
+            self.stack.stop(self.scheduler)
+            self.scheduler = None
+        if self.worker is not None:
+            self.stack.stop(self.worker)
+            self.worker = None
+
+    def cpu_snapshot(self) -> dict[str, Any]:
+        return {
+            "worker": self.stack.group_cpu(self.worker) if self.worker is not None else 0.0,
+            "emulator": cpu_seconds([self.emulator_proc.pid]) if self.emulator_proc else 0.0,
+            "machine": machine_cpu(),
+        }
+
+    @staticmethod
+    def cpu_figures(before: dict[str, Any], after: dict[str, Any], units: int) -> dict[str, Any]:
+        """CPU per unit of work: unlike wall time, barely affected by what else runs on a
+        shared machine; the machine's busy share says how contended the run was."""
+        return {
+            "worker_cpu_ms_per_unit": round(1000 * (after["worker"] - before["worker"]) / units, 3),
+            "emulator_cpu_ms_per_unit": round(
+                1000 * (after["emulator"] - before["emulator"]) / units, 3
+            ),
+            "machine_busy_fraction": busy_fraction(before["machine"], after["machine"]),
+        }
+
+    def emulator_stats(self) -> dict[str, Any]:
+        assert self.emulator_url is not None
+        stats: dict[str, Any] = emulator_call(self.emulator_url, "/_emulator/stats")
+        return stats
