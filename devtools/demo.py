@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from devtools.devstack import ROOT, Stack, free_port
+from devtools.devstack import ROOT, Stack, drop_namespace, free_port
 
 # Wide enough for URLs when piped (CI logs), the terminal's own width otherwise.
 console = Console(width=None if sys.stdout.isatty() else 220)
@@ -275,16 +275,10 @@ def save_metrics(port: int, path: Path) -> None:
 
 
 def _drop_namespace(namespace: str) -> None:
+    from shared.settings import get_settings
+
     try:
-        import redis
-
-        from shared.settings import get_settings
-
-        client = redis.Redis.from_url(get_settings().redis_url)
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        drop_namespace(get_settings().redis_url, namespace)
     except Exception as exc:  # the private Redis is already gone; nothing to clean
         print(f"(namespace cleanup skipped: {exc})", file=sys.stderr)
 

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+import redis
+
+from shared.redis_keys import RedisKeys
+
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
@@ -178,3 +182,15 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
         self.processes.clear()
+
+
+def drop_namespace(redis_url: str, namespace: str) -> int:
+    """Delete every key of a namespace (Dramatiq's and renderq's); returns how many."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=RedisKeys(namespace).everything(), count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        return len(keys)
+    finally:
+        client.close()

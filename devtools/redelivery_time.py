@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 
-from devtools.devstack import ROOT, Stack
+from devtools.devstack import ROOT, Stack, drop_namespace
 
 
 def main() -> int:
@@ -52,13 +52,14 @@ def main() -> int:
 
         from shared import renders
         from shared.producer import RenderRequest, enqueue_render
+        from shared.redis_keys import keys
         from shared.settings import get_settings
 
         settings = get_settings()
         client = redis.Redis.from_url(redis_url)
         worker = stack.start_worker("worker", processes=1, threads=1)
         for trial in range(args.trials):
-            client.delete(settings.redis_key("failpoint", "start.before_claim"))
+            client.delete(keys().failpoint("start.before_claim"))
             render = enqueue_render(
                 RenderRequest(
                     user_id="u",
@@ -95,14 +96,9 @@ def main() -> int:
 
 def _drop(namespace: str) -> None:
     """Delete the run's keys once every process that could write them has stopped."""
-    import redis
-
     from shared.settings import get_settings
 
-    client = redis.Redis.from_url(get_settings().redis_url)
-    keys = list(client.scan_iter(match=f"{namespace}:*"))
-    if keys:
-        client.delete(*keys)
+    drop_namespace(get_settings().redis_url, namespace)
 
 
 if __name__ == "__main__":

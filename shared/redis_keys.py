@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dramatiq.common import dq_name, xq_name
+
 from shared.settings import get_settings
 
 
@@ -41,17 +43,17 @@ class RedisKeys:
         return self._key(f"{queue}.msgs")
 
     def delayed(self, queue: str) -> str:
-        return self._key(f"{queue}.DQ")
+        return self.queue(dq_name(queue))
 
     def delayed_messages(self, queue: str) -> str:
-        return self._key(f"{queue}.DQ.msgs")
+        return self.queue_messages(dq_name(queue))
 
     def dead_letters(self, queue: str) -> str:
         """Zset of dead-lettered message ids (Dramatiq keeps them 7 days)."""
-        return self._key(f"{queue}.XQ")
+        return self.queue(xq_name(queue))
 
     def dead_letter_messages(self, queue: str) -> str:
-        return self._key(f"{queue}.XQ.msgs")
+        return self.queue_messages(xq_name(queue))
 
     def acks(self, broker_id: str, queue: str) -> str:
         """Set of messages one broker (worker process) holds unacked on a queue."""
@@ -95,6 +97,10 @@ class RedisKeys:
 
     def failpoint(self, name: str) -> str:
         return self._key("failpoint", name)
+
+    def everything(self) -> str:
+        """SCAN pattern of every key of the namespace (clean-up of a test or demo run)."""
+        return self._key("*")
 
 
 #: The Lambda budget's keys, in the order its Lua scripts take them.

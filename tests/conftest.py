@@ -20,15 +20,17 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from devtools.devstack import Stack, free_port
+from devtools.devstack import Stack, drop_namespace, free_port
 from devtools.migrate import upgrade_head
 from devtools.process import reset_caches
-from shared import db
+from shared import db, redis_keys
+from shared.settings import Settings
 from tests.support import WorkerGroup, scratch_database, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_SETTINGS = Settings()
 
 
 @pytest.fixture(scope="session")
@@ -87,14 +89,22 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
+def namespace(redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A Redis namespace of the test's own. Afterwards every key the test's processes wrote
+    must have a shape ``shared.redis_keys`` lists (tests that write keys of their own on
+    purpose are marked ``own_redis_keys``); then the namespace is dropped."""
     ns = f"renderq-test-{uuid.uuid4().hex[:10]}"
     yield ns
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.delete(*keys[i : i + 500])
-    client.close()
+    try:
+        written = [k.decode() for k in client.scan_iter(match=f"{ns}:*", count=1000)]
+    finally:
+        client.close()
+    drop_namespace(redis_url, ns)
+    if request.node.get_closest_marker("own_redis_keys") is None:
+        queues = (DEFAULT_SETTINGS.start_queue, DEFAULT_SETTINGS.poll_queue)
+        unknown = sorted(k for k in written if not redis_keys.is_known(k, ns, queues))
+        assert not unknown, f"keys not listed in shared/redis_keys.py: {unknown[:10]}"
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def _race(redis_url: str, key: str, barrier, results, attempts: int) -> None:
     client.close()
 
 
+@pytest.mark.own_redis_keys
 def test_exact_under_racing_processes(redis_url, namespace):
     """12 processes hammer one key at the same instant; over 20 trials the window never
     admits more (or fewer) than the limit. The stock RedisBucket fails this."""

@@ -8,6 +8,7 @@ order matters: ``before_*`` hooks run in list order, ``after_*`` in reverse.
 from __future__ import annotations
 
 import dramatiq
+from dramatiq import Middleware
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -28,9 +29,9 @@ from worker.middleware.rate_limit import UserRateLimit
 from worker.redis_broker import RecoveringRedisBroker
 
 
-def build_broker(settings: Settings | None = None) -> RedisBroker:
-    settings = settings or get_settings()
-    middleware = [
+def build_middleware(settings: Settings) -> list[Middleware]:
+    """renderq's middleware stack, in order (the in-process tests put it on a StubBroker)."""
+    middleware: list[Middleware] = [
         LogContext(),
         AgeLimit(),
         TimeLimit(time_limit=settings.actor_time_limit_ms),
@@ -45,7 +46,14 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
     ]
     if settings.metrics_port:
         middleware.append(RenderqPrometheus())
-    return make_broker(settings, middleware=middleware, broker_class=RecoveringRedisBroker)
+    return middleware
+
+
+def build_broker(settings: Settings | None = None) -> RedisBroker:
+    settings = settings or get_settings()
+    return make_broker(
+        settings, middleware=build_middleware(settings), broker_class=RecoveringRedisBroker
+    )
 
 
 configure_logging()

@@ -15,6 +15,7 @@ from devtools.bench.common import chunks, cpu_note, fmt_rate
 from devtools.bench.context import Bench
 from devtools.bench.run import Run
 from devtools.bench.support import NOOP_ACTOR, NOOP_QUEUE
+from shared.redis_keys import RedisKeys
 
 
 def bare(bench: Bench) -> None:
@@ -56,7 +57,7 @@ def measure_bare(bench: Bench, name: str) -> dict[str, Any]:
             enqueue_many(broker, part)
         broker.client.connection_pool.disconnect()
         client = redis.Redis.from_url(bench.redis_url)
-        key = f"{run.namespace}:{NOOP_QUEUE}.msgs"
+        key = RedisKeys(run.namespace).queue_messages(NOOP_QUEUE)
         assert client.hlen(key) == n, "not every no-op message was enqueued"
         run.worker = run.stack.start_dramatiq(
             "worker",

@@ -29,12 +29,12 @@ from devtools.bench.helpers import Helpers
 from devtools.bench.support import (
     BenchStack,
     Postgres,
-    drop_namespace,
     kill_leftovers,
     machine_info,
     new_sqlite,
     remove_sqlite,
 )
+from devtools.devstack import drop_namespace
 
 if TYPE_CHECKING:
     from devtools.bench.run import Run

@@ -144,7 +144,7 @@ def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> 
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared import repository
+    from shared import renders, repository
     from shared.errors import IllegalTransition
     from shared.settings import get_settings
     from worker.lambda_budget import frames_per_lambda
@@ -152,7 +152,7 @@ def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> 
 
     settings = get_settings()
     lam = get_lambda()
-    rows = {row.id: row for row in repository.load_many(render_ids)}
+    rows = {row.id: row for row in renders.get_many(render_ids)}
 
     def one(render_id: str) -> bool:
         try:

@@ -20,12 +20,12 @@ from devtools.bench.support import (
     BenchStack,
     busy_fraction,
     cpu_seconds,
-    drop_namespace,
     emulator_call,
     machine_cpu,
     product_env,
 )
-from devtools.devstack import free_port, wait_for
+from devtools.devstack import drop_namespace, free_port, wait_for
+from shared.redis_keys import RedisKeys
 
 if TYPE_CHECKING:
     from devtools.bench.context import Bench
@@ -129,7 +129,7 @@ class Run:
                     f"worker exited with {self.worker.returncode}:\n"
                     + self.stack.log_tail("worker")
                 )
-            heartbeats = int(client.hlen(f"{self.namespace}:workers"))
+            heartbeats = int(client.hlen(RedisKeys(self.namespace).workers()))
             booted = log_path.read_text(errors="replace").count("ready for action")
             return heartbeats >= p or booted >= p
 

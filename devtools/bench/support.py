@@ -320,20 +320,6 @@ def product_env(values: Mapping[str, str]) -> Iterator[None]:
         reset_product_caches()
 
 
-def drop_namespace(redis_url: str, namespace: str) -> int:
-    """Delete every key of a section's namespace (Dramatiq's and renderq's)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        return len(keys)
-    finally:
-        client.close()
-
-
 # --------------------------------------------------------------------------------------
 # Databases
 # --------------------------------------------------------------------------------------

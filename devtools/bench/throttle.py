@@ -20,10 +20,11 @@ from devtools.bench.support import summarize_ms
 def throttle(bench: Bench) -> None:
     """``UserRateLimit.before_process_message`` + ``after_process_message`` in-process
     against real Redis; the message does not start a render, so the permit is refunded.
-    The full path of a render that does start (+ ``confirm_permit`` + ``mark_started``,
+    The full path of a render that does start (+ ``StartPermit.confirm`` + ``started``,
     no refund) is measured too."""
     from shared.messages import new_message
-    from worker.middleware.rate_limit import UserRateLimit, confirm_permit, mark_started
+    from worker.middleware.rate_limit import UserRateLimit
+    from worker.permit import MessagePermit
 
     n, users = bench.sizes.throttle_samples, 50
     with contextlib.ExitStack() as stack:
@@ -50,9 +51,10 @@ def throttle(bench: Bench) -> None:
         def full(msg: Any) -> None:
             nonlocal refused
             middleware.before_process_message(broker, msg)
-            if confirm_permit(msg) is not None:
+            permit = MessagePermit(msg)
+            if permit.confirm() is not None:
                 refused += 1
-            mark_started(msg)
+            permit.started()
             middleware.after_process_message(broker, msg, result=None)
 
         for i in range(2 * users):  # load scripts, cache every user's rate spec
@@ -72,7 +74,7 @@ def throttle(bench: Bench) -> None:
             "measured": "UserRateLimit.before_process_message + after_process_message "
             "(permit acquired, then refunded), single thread, in-process, real Redis",
             "also_measured": "full permit path of a started render: before + "
-            "confirm_permit + mark_started + after (no refund)",
+            "permit.confirm + permit.started + after (no refund)",
             "users": users,
             "RENDER_RATE_LIMIT": "1000000/1s",
             "samples": n,
@@ -87,5 +89,5 @@ def throttle(bench: Bench) -> None:
     bench.row(
         "throttle full start path p50 / p99",
         f"{full_fig['p50_ms']:.3f} / {full_fig['p99_ms']:.3f} ms",
-        "before + confirm_permit + mark_started + after",
+        "before + permit.confirm + permit.started + after",
     )

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from dramatiq import Broker, Middleware, Worker
+from dramatiq.common import q_name
 
 from shared.log import get_logger
 from shared.redis_client import get_redis
@@ -42,7 +43,7 @@ class WorkerHeartbeat(Middleware):
                     "worker_id": self.worker_id,
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
-                    "queues": [q for q in queues if not q.endswith(".DQ")],
+                    "queues": [q for q in queues if q == q_name(q)],
                     "threads": getattr(worker, "worker_threads", None),
                     "started_at": started,
                     "seen_at": time.time(),
