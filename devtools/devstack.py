@@ -67,9 +67,10 @@ def listening(url: str, default_port: int) -> bool:
 
 
 def wait_for(
-    predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T | None], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> T:
-    """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy (so never None); TimeoutError after
+    ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -129,13 +130,13 @@ class Stack:
                 str(self.log_dir),
             ],
         )
-        private = f"redis://127.0.0.1:{port}/0"
+        private_url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + 10
-        while not listening(private, port):
+        while not listening(private_url, port):
             if time.monotonic() > deadline:
                 raise SystemExit("private redis-server did not start")
             time.sleep(0.05)
-        return private
+        return private_url
 
     def start_emulator(self, *args: str) -> str:
         proc = self.spawn(

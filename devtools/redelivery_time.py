@@ -15,8 +15,12 @@ import statistics
 import sys
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from devtools.devstack import ROOT, Stack
+
+if TYPE_CHECKING:
+    from shared.models import Render
 
 
 def main() -> int:
@@ -52,13 +56,14 @@ def main() -> int:
 
         from shared import renders
         from shared.producer import RenderRequest, enqueue_render
+        from shared.redis_keys import keys
         from shared.settings import get_settings
 
         settings = get_settings()
         client = redis.Redis.from_url(redis_url)
         worker = stack.start_worker("worker", processes=1, threads=1)
         for trial in range(args.trials):
-            client.delete(settings.redis_key("failpoint", "start.before_claim"))
+            client.delete(keys().failpoint("start.before_claim"))
             render = enqueue_render(
                 RenderRequest(
                     user_id="u",
@@ -74,7 +79,7 @@ def main() -> int:
                 time.sleep(0.02)
             died = time.monotonic()
             worker = stack.start_worker("worker", processes=1, threads=1)
-            while renders.get(render.id).status == "pending":  # type: ignore[union-attr]
+            while _status(renders.get(render.id)) == "pending":
                 if time.monotonic() - died > 600:
                     print("render not redelivered within 10 minutes", file=sys.stderr)
                     return 1
@@ -91,6 +96,11 @@ def main() -> int:
         f"over {len(results)} trials"
     )
     return 0
+
+
+def _status(render: Render | None) -> str:
+    assert render is not None, "the enqueued render's row is gone"
+    return render.status
 
 
 def _drop(namespace: str) -> None:
