@@ -13,8 +13,10 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -24,11 +26,14 @@ from rich.table import Table
 
 from devtools.devstack import ROOT, Stack, drop_namespace, free_port
 
+if TYPE_CHECKING:
+    from shared.models import Render
+
 # Wide enough for URLs when piped (CI logs), the terminal's own width otherwise.
 console = Console(width=None if sys.stdout.isatty() else 220)
 
 # (user, composition, width, height, fps, frames, props): what a small product might send.
-BATCH = [
+BATCH: list[tuple[str, str, int, int, int, int, dict[str, Any]]] = [
     ("alice", "Intro", 1920, 1080, 30, 300, {"title": "Welcome, Alice"}),
     ("alice", "Recap", 1280, 720, 30, 450, {"title": "Your week"}),
     ("alice", "Story", 1080, 1920, 30, 600, {"title": "Vertical story"}),
@@ -62,23 +67,23 @@ def fmt_seconds(start: datetime | None, end: datetime | None) -> str:
     return f"{(end - start).total_seconds():.1f}s"
 
 
-def progress_view(rows: list[object]) -> Group:
+def progress_view(rows: Sequence[Render]) -> Group:
     table = Table(title="renders", expand=False)
     for column in ("render", "user", "composition", "status", "progress"):
         table.add_column(column)
     for r in rows:
-        bar = ProgressBar(total=1.0, completed=r.progress, width=24)  # type: ignore[attr-defined]
+        bar = ProgressBar(total=1.0, completed=r.progress, width=24)
         table.add_row(
             r.id[:8],
             r.user_id,
             r.composition,
             r.status,
-            bar,  # type: ignore[attr-defined]
+            bar,
         )
     return Group(table)
 
 
-def final_table(rows: list[object]) -> Table:
+def final_table(rows: Sequence[Render]) -> Table:
     table = Table(title="final state of every render")
     for column in (
         "render",
@@ -94,41 +99,49 @@ def final_table(rows: list[object]) -> Table:
         table.add_column(column, overflow="fold")
     for r in rows:
         detail = escape(
-            r.output_url if r.status == "complete" else f"[{r.error_code}] {r.error_message}"  # type: ignore[attr-defined]
+            (r.output_url or "")
+            if r.status == "complete"
+            else f"[{r.error_code}] {r.error_message}"
         )
         table.add_row(
             r.id[:8],
             r.user_id,
-            f"{r.width}x{r.height} {r.duration_in_frames / r.fps:.0f}s",  # type: ignore[attr-defined]
+            f"{r.width}x{r.height} {r.duration_in_frames / r.fps:.0f}s",
             r.status,
             f"{r.progress:.0%}",
-            fmt_seconds(r.created_at, r.started_at),  # type: ignore[attr-defined]
+            fmt_seconds(r.created_at, r.started_at),
             fmt_seconds(r.started_at, r.completed_at),
             f"{r.cost_usd or 0:.4f}",
-            detail,  # type: ignore[attr-defined]
+            detail,
         )
     return table
 
 
-def summary_line(rows: list[object], elapsed: float) -> str:
+def summary_line(rows: Sequence[Render], elapsed: float) -> str:
     counts = {s: 0 for s in ("pending", "rendering", "complete", "failed")}
     throttled = 0
     for r in rows:
-        counts[r.status] += 1  # type: ignore[attr-defined]
-        throttled += bool(r.status == "pending" and r.throttled_until)  # type: ignore[attr-defined]
-    mean = sum(r.progress for r in rows) / max(1, len(rows))  # type: ignore[attr-defined]
+        counts[r.status] += 1
+        throttled += bool(r.status == "pending" and r.throttled_until)
+    mean = sum(r.progress for r in rows) / max(1, len(rows))
     parts = ", ".join(f"{k} {v}" for k, v in counts.items())
     return f"{elapsed:5.1f}s  {parts}  (throttled {throttled})  mean progress {mean:.0%}"
 
 
-def watch(renders: object, ids: list[str], deadline: float, started: float) -> None:
-    """Live table on a terminal; a progress line every second when piped (CI logs)."""
+def watch(
+    get_many: Callable[[Sequence[str]], list[Render]],
+    ids: list[str],
+    deadline: float,
+    started: float,
+) -> None:
+    """Live table on a terminal; a progress line every second when piped (CI logs).
+    ``get_many`` is ``shared.renders.get_many`` (imported once the environment is set)."""
 
-    def rows() -> list[object]:
-        return sorted(renders.get_many(ids), key=lambda r: r.created_at)  # type: ignore[attr-defined]
+    def rows() -> list[Render]:
+        return sorted(get_many(ids), key=lambda r: r.created_at)
 
-    def done(current: list[object]) -> bool:
-        return all(r.status in ("complete", "failed") for r in current)  # type: ignore[attr-defined]
+    def done(current: list[Render]) -> bool:
+        return all(r.status in ("complete", "failed") for r in current)
 
     if console.is_terminal:
         with Live(console=console, refresh_per_second=4) as live:
@@ -237,7 +250,7 @@ def main() -> int:
 
         ids = [r.id for r in stored]
         deadline = time.monotonic() + args.timeout
-        watch(renders, ids, deadline, started)
+        watch(renders.get_many, ids, deadline, started)
 
         rows = sorted(renders.get_many(ids), key=lambda r: r.created_at)
         console.print(final_table(rows))

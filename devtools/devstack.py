@@ -71,9 +71,10 @@ def listening(url: str, default_port: int) -> bool:
 
 
 def wait_for(
-    predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T | None], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> T:
-    """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy (so never None); TimeoutError after
+    ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

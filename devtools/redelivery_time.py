@@ -15,8 +15,12 @@ import statistics
 import sys
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from devtools.devstack import ROOT, Stack, drop_namespace
+
+if TYPE_CHECKING:
+    from shared.models import Render
 
 
 def main() -> int:
@@ -75,7 +79,7 @@ def main() -> int:
                 time.sleep(0.02)
             died = time.monotonic()
             worker = stack.start_worker("worker", processes=1, threads=1)
-            while renders.get(render.id).status == "pending":  # type: ignore[union-attr]
+            while _status(renders.get(render.id)) == "pending":
                 if time.monotonic() - died > 600:
                     print("render not redelivered within 10 minutes", file=sys.stderr)
                     return 1
@@ -92,6 +96,11 @@ def main() -> int:
         f"over {len(results)} trials"
     )
     return 0
+
+
+def _status(render: Render | None) -> str:
+    assert render is not None, "the enqueued render's row is gone"
+    return render.status
 
 
 def _drop(namespace: str) -> None:

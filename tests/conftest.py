@@ -13,8 +13,9 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import pytest
 import redis
@@ -26,6 +27,9 @@ from devtools.process import reset_caches
 from shared import db, redis_keys
 from shared.settings import Settings
 from tests.support import WorkerGroup, scratch_database, wait_until
+
+if TYPE_CHECKING:
+    from devtools.emulator import EmulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -108,7 +112,7 @@ def namespace(redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def emulator() -> Iterator[object]:
+def emulator() -> Iterator[EmulatorServer]:
     from devtools.emulator import EmulatorServer
 
     server = EmulatorServer(port=0, speed=3000)
@@ -122,15 +126,15 @@ def env(
     monkeypatch: pytest.MonkeyPatch,
     redis_url: str,
     namespace: str,
-    emulator: object,
+    emulator: EmulatorServer,
 ) -> Iterator[dict[str, str]]:
     """Point settings at this test's Redis namespace and the emulator; the database is chosen
     by the test (``use_db``). Returns the environment for child processes too."""
     values = {
         "REDIS_URL": redis_url,
         "REDIS_NAMESPACE": namespace,
-        "AWS_ENDPOINT_URL_LAMBDA": emulator.url,  # type: ignore[attr-defined]
-        "AWS_ENDPOINT_URL_S3": emulator.url,  # type: ignore[attr-defined]
+        "AWS_ENDPOINT_URL_LAMBDA": emulator.url,
+        "AWS_ENDPOINT_URL_S3": emulator.url,
         "REMOTION_AWS_ACCESS_KEY_ID": "AKIAEMULATORTEST0001",
         "REMOTION_AWS_SECRET_ACCESS_KEY": "emulator-secret-key-not-real-0000000000",
         "REMOTION_SERVE_URL": "https://example.invalid/sites/test/index.html",
@@ -154,7 +158,7 @@ def _reset_caches() -> None:
 
 
 @pytest.fixture
-def use_db(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> object:
+def use_db(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
     """Call with a database URL to make it this test's database (in-process and children)."""
 
     def _use(url: str) -> str:
@@ -173,8 +177,23 @@ def workers(env: dict[str, str]) -> Iterator[WorkerGroup]:
     group.stop_all()
 
 
+class _Restart(Protocol):
+    """Shut the private Redis down, wait ``down_for`` seconds, start it on the same data."""
+
+    def __call__(self, down_for: float) -> None: ...
+
+
+class PrivateRedis(TypedDict):
+    """What ``private_redis`` yields."""
+
+    proc: subprocess.Popen[bytes]
+    argv: list[str]
+    url: str
+    restart: _Restart
+
+
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[dict]:
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A Redis of our own (with AOF, like production) that the test may restart."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -195,11 +214,6 @@ def private_redis(tmp_path: Path) -> Iterator[dict]:
         "--dir",
         str(tmp_path),
     ]
-    state = {
-        "proc": subprocess.Popen(argv, stdout=subprocess.DEVNULL),
-        "argv": argv,
-        "url": f"redis://127.0.0.1:{port}/0",
-    }
 
     def up() -> bool:
         try:
@@ -215,8 +229,13 @@ def private_redis(tmp_path: Path) -> Iterator[dict]:
         state["proc"] = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         wait_until(up, timeout=10, what="redis back")
 
+    state: PrivateRedis = {
+        "proc": subprocess.Popen(argv, stdout=subprocess.DEVNULL),
+        "argv": argv,
+        "url": f"redis://127.0.0.1:{port}/0",
+        "restart": restart,
+    }
     wait_until(up, timeout=10, what="private redis")
-    state["restart"] = restart
     yield state
     state["proc"].terminate()
     state["proc"].wait(10)

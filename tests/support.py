@@ -14,21 +14,38 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devtools.devstack import dramatiq_argv, wait_for
+
+if TYPE_CHECKING:
+    from shared.models import Render
+    from shared.render_request import RenderRequest
 
 T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "",
 ) -> T:
     """``devtools.devstack.wait_for`` for tests: a timeout is an assertion failure."""
     try:
         return wait_for(predicate, timeout=timeout, interval=interval, what=what)
     except TimeoutError as exc:
         raise AssertionError(str(exc)) from None
+
+
+def get_render(render_id: str) -> Render:
+    """``shared.renders.get`` for a render the test knows exists: a missing row fails the test."""
+    from shared import renders
+
+    render = renders.get(render_id)
+    assert render is not None, f"render {render_id} has no row"
+    return render
 
 
 def emulator_call(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -285,11 +302,11 @@ def database_outage_under_load(
         proxy.close()
 
 
-def make_request(**overrides: object) -> Any:
+def make_request(**overrides: object) -> RenderRequest:
     """A valid render request (1080p, 10 s) with any field overridden."""
     from shared.render_request import RenderRequest
 
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "user_id": "u1",
         "generation_id": "g1",
         "composition": "Main",
@@ -300,4 +317,4 @@ def make_request(**overrides: object) -> Any:
         "duration_in_frames": 300,
     }
     values.update(overrides)
-    return RenderRequest(**values)  # type: ignore[arg-type]
+    return RenderRequest(**values)

@@ -9,11 +9,14 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 import redis
 
 from shared import renders
+from shared.models import RenderStatus
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
 from tests.support import (
@@ -27,6 +30,8 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
 
 FAST_RECOVERY = {
     # Short Lambda timeouts make a short claim lease (1 + 2 + 2 s), so a claim left by a killed
@@ -69,20 +74,21 @@ def starts_per_render(emulator_url: str, ids: list[str]) -> dict[str, int]:
 class Supervisor:
     """What systemd/compose do in production: restart the dramatiq master when it exits."""
 
-    def __init__(self, workers: WorkerGroup, **worker_args: object) -> None:
+    def __init__(self, workers: WorkerGroup, **worker_args: Any) -> None:
+        """``worker_args`` are ``WorkerGroup.start_worker``'s, for every (re)start."""
         self.workers = workers
         self.worker_args = worker_args
-        self.current: ManagedProcess = workers.start_worker(**worker_args)  # type: ignore[arg-type]
+        self.current: ManagedProcess = workers.start_worker(**worker_args)
         self.exits: list[int] = []
 
     def check(self) -> None:
         code = self.current.proc.poll()
         if code is not None:
             self.exits.append(code)
-            self.current = self.workers.start_worker(**self.worker_args)  # type: ignore[arg-type]
+            self.current = self.workers.start_worker(**self.worker_args)
 
-    def wait_for(self, predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-        def step():  # type: ignore[no-untyped-def]
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float, what: str) -> T:
+        def step() -> T | None:
             self.check()
             return predicate()
 
@@ -143,7 +149,7 @@ def test_redis_loses_everything_while_renders_wait_and_run(
         what="renders rendering",
     )
     statuses = Counter(r.status for r in renders.get_many(ids))
-    assert statuses["pending"] > 0  # some wait (throttled) in Redis when it is wiped
+    assert statuses[RenderStatus.PENDING] > 0  # some wait (throttled) in Redis when it is wiped
     # The worker dies with the wipe (as on a full restart), so the only copies of the waiting
     # renders' messages are gone: only the reconciler can bring them back.
     workers.stop(first, signal.SIGKILL)
@@ -204,6 +210,7 @@ def test_lambda_faults_are_retried_or_reported(
     assert {r.status for r in renders.get_many([r.id for r in normal])} == {"complete"}
     [f] = renders.get_many([fatal[0].id])
     assert (f.status, f.error_code) == ("failed", "render_error")
+    assert f.error_message is not None
     assert "Font {Inter} missing" in f.error_message
     [s] = renders.get_many([stuck[0].id])
     assert (s.status, s.error_code) == ("failed", "timeout")

@@ -7,16 +7,18 @@ import json
 import time
 import uuid
 from collections import Counter
+from typing import cast
 
 import pytest
 import redis
 
 from shared import renders
 from shared.messages import producer_broker, start_render_message
+from shared.models import Render
 from shared.producer import enqueue_render, enqueue_renders, message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
-from tests.support import all_terminal, emulator_call, make_request, wait_until
+from tests.support import all_terminal, emulator_call, get_render, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -108,13 +110,15 @@ def test_foreign_producer_message_exactly_as_documented(
     client.rpush(f"{ns}:renders", message_id)
     workers.start_worker(processes=1, threads=2)
     workers.start_scheduler()
-    render = wait_until(
-        lambda: (r := renders.get(message_id)) and r.status == "complete" and r,
-        timeout=30,
-        what="foreign render complete",
-    )
+
+    def complete() -> Render | None:
+        r = renders.get(message_id)
+        return r if r is not None and r.status == "complete" else None
+
+    render = wait_until(complete, timeout=30, what="foreign render complete")
     assert render.user_id == "node-user" and render.width == 1080
-    assert renders.get_by_generation("node-gen-1").id == message_id
+    by_generation = renders.get_by_generation("node-gen-1")
+    assert by_generation is not None and by_generation.id == message_id
     # Acked: nothing left in the queue's message hash.
     wait_until(lambda: client.hlen(f"{ns}:renders.msgs") == 0, timeout=10, what="message acked")
     client.close()
@@ -150,12 +154,13 @@ def test_poison_message_is_dead_lettered_and_worker_keeps_going(
     workers.start_worker(processes=1, threads=2)
     workers.start_scheduler()
     wait_until(
-        lambda: renders.get(good.id).status == "complete", timeout=30, what="good render done"
+        lambda: get_render(good.id).status == "complete", timeout=30, what="good render done"
     )
     wait_until(lambda: client.zcard(f"{ns}:renders.XQ") == 3, timeout=10, what="dead letters")
-    assert {"not-json", "unknown-envelope-field"} <= {
-        m.decode() for m in client.zrange(f"{ns}:renders.XQ", 0, -1)
-    }
+    # Without scores and with bytes responses the members are bytes; redis-py's return type
+    # covers every variant (scored pairs, str) in one union.
+    dead = cast(list[bytes], client.zrange(f"{ns}:renders.XQ", 0, -1))
+    assert {"not-json", "unknown-envelope-field"} <= {m.decode() for m in dead}
     client.close()
     logs = workers.all_logs()
     assert "dead-lettering message" in logs and "width" in logs

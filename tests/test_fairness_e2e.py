@@ -7,11 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
 
 import pytest
 import redis
 
 from shared import renders
+from shared.models import Render
 from shared.producer import enqueue_renders
 from shared.render_request import RenderRequest
 from tests.support import all_terminal, emulator_call, make_request, wait_until
@@ -30,7 +32,12 @@ def req(user: str, i: int, frames: int = 60) -> RenderRequest:
     )
 
 
-def starts_by_user(emulator_url: str, stored: list) -> dict[str, list[float]]:
+def started_at(render: Render) -> datetime:
+    assert render.started_at is not None, f"render {render.id} never started"
+    return render.started_at
+
+
+def starts_by_user(emulator_url: str, stored: list[Render]) -> dict[str, list[float]]:
     stats = emulator_call(emulator_url, "/_emulator/stats")
     by_out = stats["start_times_by_out_name"]
     result: dict[str, list[float]] = defaultdict(list)
@@ -98,7 +105,7 @@ def test_rate_limit_holds_for_10_users_with_3_processes(
     # throttled (throttled_until set) while it waited.
     waited = set()
     for user in starts:
-        mine = sorted((r for r in final if r.user_id == user), key=lambda r: r.started_at)
+        mine = sorted((r for r in final if r.user_id == user), key=started_at)
         waited |= {r.id for r in mine[3:]}
     assert len(waited) == 50
     assert waited <= watcher.seen, f"{len(waited - watcher.seen)} waited without throttled_until"

@@ -118,6 +118,7 @@ def test_start_waits_for_budget_and_poller_releases_it(
         start.start_render(p3, "m3")
     assert info.value.counter == "budget_waits"
     third_row = renders.get(third)
+    assert third_row is not None
     assert third_row.status == "pending" and third_row.claim_token is None
     deadline = time.monotonic() + 10
     while {r.status for r in renders.get_many([first, second])} != {"complete"} and (

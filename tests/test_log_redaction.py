@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
+from pydantic import SecretStr
 
 from shared import log as renderq_log
 from shared.settings import Settings
@@ -17,15 +19,17 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
 @pytest.fixture
-def captured():
+def captured() -> Iterator[io.StringIO]:
     settings = Settings(
-        remotion_aws_access_key_id=KEY_ID,
-        remotion_aws_secret_access_key=SECRET,
+        remotion_aws_access_key_id=SecretStr(KEY_ID),
+        remotion_aws_secret_access_key=SecretStr(SECRET),
         log_format="json",
     )
     stream = io.StringIO()
     renderq_log.configure_logging(settings, force=True)
-    logging.getLogger().handlers[0].stream = stream
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.stream = stream
     yield stream
     structlog.reset_defaults()
     renderq_log.configure_logging(Settings(log_format="json"), force=True)

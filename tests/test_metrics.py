@@ -15,11 +15,14 @@ from tests.support import make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
+#: Sample values by (metric name, sorted labels without ``pid``), summed over processes.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+
+def scrape(port: int) -> Samples:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    samples = {}
+    samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "pid"))
@@ -27,7 +30,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return samples
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
+def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -62,7 +65,7 @@ def test_metrics_from_a_running_worker(env, use_db, sqlite_url, workers, monkeyp
         what="renders terminal",
     )
 
-    def scraped() -> dict | None:
+    def scraped() -> Samples | None:
         try:
             samples = scrape(port)
         except OSError:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared import renders
 from shared.producer import RenderLimitExceeded, RenderRequest, enqueue_render, enqueue_renders
 from shared.render_request import RenderMessage
-from tests.support import make_request
+from tests.support import get_render, make_request
 
 
 def req(**overrides: object) -> RenderRequest:
@@ -27,7 +27,11 @@ def queued(env, use_db, sqlite_url, redis_url):
     def messages() -> list[dict]:
         ids = client.lrange(f"{ns}:renders", 0, -1)
         raw = client.hmget(f"{ns}:renders.msgs", ids) if ids else []
-        return [json.loads(m) for m in raw]
+        found = []
+        for m in raw:
+            assert m is not None, "a queued message id has no message"
+            found.append(json.loads(m))
+        return found
 
     yield messages
     client.close()
@@ -36,7 +40,7 @@ def queued(env, use_db, sqlite_url, redis_url):
 def test_enqueue_render_stores_row_and_sends_message(queued):
     render = enqueue_render(req())
     assert render.status == "pending" and render.id
-    assert renders.get(render.id).composition == "Main"
+    assert get_render(render.id).composition == "Main"
     [message] = queued()
     assert message["actor_name"] == "start_render"
     assert message["queue_name"] == "renders"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import col
 
 from devtools.migrate import upgrade_head
 from shared import db, repository
@@ -90,6 +91,7 @@ def _indexes_used(engine: sa.Engine, statement: Any, params: dict[str, Any]) -> 
         raw = conn.exec_driver_sql(
             "EXPLAIN (FORMAT JSON) " + expanded.statement, expanded.parameters
         ).scalar()
+    assert raw is not None
     plan = raw if isinstance(raw, list) else json.loads(raw)
     found: set[str] = set()
 
@@ -126,7 +128,7 @@ def _params(render_id: str) -> dict[str, Any]:
 
 def test_control_a_plain_status_guard_scans_the_backlog(engine):
     """Without the guard's precaution PostgreSQL picks a status index for a by-id update."""
-    table = repository.Render.__table__  # type: ignore[attr-defined]
+    table = repository.Render.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
     plain = (
         sa.update(table)
         .where(table.c.id == sa.bindparam("rid"), table.c.status == RenderStatus.PENDING)
@@ -170,7 +172,7 @@ def test_generic_guarded_update_uses_the_primary_key(engine):
     statement = (
         sa.update(repository.Render)
         .where(
-            repository.Render.id == IDS["pending"],  # type: ignore[arg-type]
+            col(repository.Render.id) == IDS["pending"],
             repository._status_is(RenderStatus.PENDING),
         )
         .values(error_code="X")

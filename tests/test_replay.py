@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import redis
 
 from shared import renders, repository
 from shared.models import RenderStatus
-from tests.support import make_request
+from tests.support import get_render, make_request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,9 @@ def failed(user: str, code: str, generation: str | None = None) -> str:
     return rid
 
 
-def seed(use_db, url: str, env: dict[str, str], redis_url: str):  # type: ignore[no-untyped-def]
+def seed(
+    use_db: Callable[[str], str], url: str, env: dict[str, str], redis_url: str
+) -> tuple[dict[str, str], Callable[[], list[str]]]:
     use_db(url)
     ids = {
         "a_timeout": failed("alice", "timeout", "gen-a1"),
@@ -51,7 +54,11 @@ def seed(use_db, url: str, env: dict[str, str], redis_url: str):  # type: ignore
     def queued() -> list[str]:
         msg_ids = client.lrange(f"{ns}:renders", 0, -1)
         raw = client.hmget(f"{ns}:renders.msgs", msg_ids) if msg_ids else []
-        return [json.loads(m)["args"][0]["render_id"] for m in raw]
+        found = []
+        for m in raw:
+            assert m is not None, "a queued message id has no message"
+            found.append(json.loads(m)["args"][0]["render_id"])
+        return found
 
     return ids, queued
 
@@ -88,14 +95,14 @@ def test_dry_run_shows_selection_and_changes_nothing(setup, env):
     assert (
         last_line(result) == "replay_failed: selected=2 would_replay=2 skipped=0 raced=0 errors=0"
     )
-    assert renders.get(ids["a_timeout"]).status == "failed" and queued() == []
+    assert get_render(ids["a_timeout"]).status == "failed" and queued() == []
 
 
 def test_refuses_without_confirmation_when_not_interactive(setup, env):
     ids, queued = setup
     result = run(env, "--user", "alice")
     assert result.returncode == 2 and "--yes" in result.stderr
-    assert queued() == [] and renders.get(ids["a_timeout"]).status == "failed"
+    assert queued() == [] and get_render(ids["a_timeout"]).status == "failed"
 
 
 def test_replays_selection_once_and_keeps_history(setup, env):
@@ -103,11 +110,11 @@ def test_replays_selection_once_and_keeps_history(setup, env):
     result = run(env, "--user", "alice", "--yes")
     assert result.returncode == 0, result.stderr
     assert last_line(result) == "replay_failed: selected=2 replayed=2 skipped=0 raced=0 errors=0"
-    again = renders.get(ids["a_timeout"])
+    again = get_render(ids["a_timeout"])
     assert again.status == "pending" and again.attempts == 2
     assert again.error_history[0]["code"] == "timeout" and again.error_code is None
     assert sorted(queued()) == sorted([ids["a_timeout"], ids["a_render"]])
-    assert renders.get(ids["b_timeout"]).status == "failed"
+    assert get_render(ids["b_timeout"]).status == "failed"
 
 
 def test_filters_render_id_generation_since_limit(setup, env):
@@ -126,10 +133,10 @@ def test_validation_failures_are_skipped_unless_forced(setup, env):
     result = run(env, "--user", "bob", "--yes")
     assert last_line(result) == "replay_failed: selected=2 replayed=1 skipped=1 raced=0 errors=0"
     assert "limit_exceeded" in result.stdout and "--force" in result.stdout
-    assert renders.get(ids["b_invalid"]).status == "failed"
+    assert get_render(ids["b_invalid"]).status == "failed"
     result = run(env, "--user", "bob", "--force", "--yes")
     assert "replayed=1" in last_line(result)
-    assert renders.get(ids["b_invalid"]).status == "pending"
+    assert get_render(ids["b_invalid"]).status == "pending"
 
 
 def test_concurrent_runs_replay_each_render_once(env, use_db, database_url, redis_url):
@@ -162,7 +169,7 @@ def test_concurrent_runs_replay_each_render_once(env, use_db, database_url, redi
     assert replayed == 3
     assert sorted(queued()) == sorted([ids["a_timeout"], ids["a_render"], ids["b_timeout"]])
     assert {
-        renders.get(i).attempts for i in (ids["a_timeout"], ids["a_render"], ids["b_timeout"])
+        get_render(i).attempts for i in (ids["a_timeout"], ids["a_render"], ids["b_timeout"])
     } == {2}
 
 
@@ -193,4 +200,6 @@ def test_replayed_renders_obey_the_rate_limit(
     starts = sorted(t for r in renders.get_many(ids) for t in by_out[r.out_name])
     assert len(starts) == 3
     assert all(b - a >= 2.0 for a, b in itertools.pairwise(starts))
-    assert {r.out_name.endswith("-2.mp4") for r in renders.get_many(ids)} == {True}
+    assert {
+        r.out_name is not None and r.out_name.endswith("-2.mp4") for r in renders.get_many(ids)
+    } == {True}

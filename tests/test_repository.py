@@ -11,9 +11,9 @@ from sqlalchemy.exc import DBAPIError
 
 from shared import renders, repository
 from shared.errors import IllegalTransition, RenderNotFound
-from shared.models import LEGAL_TRANSITIONS, RenderStatus, utcnow
+from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
 from shared.render_request import RenderRequest
-from tests.support import make_request
+from tests.support import get_render, make_request
 
 
 def request(**overrides: object) -> RenderRequest:
@@ -25,17 +25,17 @@ def db(use_db, database_url):
     return use_db(database_url)
 
 
-def new_render(**overrides: object):
+def new_render(**overrides: object) -> Render:
     render, created = repository.insert_pending(str(uuid.uuid4()), request(**overrides))
     assert created
     return render
 
 
-def started(render_id: str):
+def started(render_id: str) -> Render:
     token = uuid.uuid4().hex
     assert repository.claim_start(render_id, token, 60) is not None
     repository.mark_rendering(render_id, token, "lambda123", "bucket")
-    return renders.get(render_id)
+    return get_render(render_id)
 
 
 def test_insert_is_idempotent_by_id_and_key(db):
@@ -57,13 +57,14 @@ def test_full_lifecycle_and_timestamps(db):
     assert rendering.started_at is not None and rendering.lambda_render_id == "lambda123"
     repository.record_progress_many([(render.id, 0.5, 0.001)])
     repository.record_progress_many([(render.id, 0.3, 0.002)])  # never moves backwards
-    assert renders.get(render.id).progress == pytest.approx(0.5)
+    assert get_render(render.id).progress == pytest.approx(0.5)
     moved = repository.finish_many(
         [repository.Completion(render.id, "https://x/out.mp4", 123, 0.01)], []
     )
     assert moved == {render.id}
-    done = renders.get(render.id)
+    done = get_render(render.id)
     assert done.status == RenderStatus.COMPLETE and done.progress == 1.0
+    assert done.completed_at is not None and done.started_at is not None
     assert done.completed_at >= done.started_at >= done.created_at
     assert done.model_dump(mode="json")["status"] == "complete"
 
@@ -97,7 +98,7 @@ def test_finish_many_moves_a_mixed_batch_and_skips_raced_renders(db):
     first, second = rows[failed_ids[0]], rows[failed_ids[1]]
     assert first.status == second.status == RenderStatus.FAILED
     assert first.cost_usd == pytest.approx(0.05)  # no cost reported: the last one stays
-    assert len(first.error_message) == 4000
+    assert first.error_message is not None and len(first.error_message) == 4000
     assert second.cost_usd == pytest.approx(0.03) and second.error_message == "boom"
     assert rows[raced].status == RenderStatus.FAILED and rows[raced].output_url is None
     assert repository.finish_many([], []) == set()
@@ -181,12 +182,13 @@ def test_replay_keeps_history_and_only_one_concurrent_replay_wins(db):
         t.join()
     replayed = [r for r in results if not isinstance(r, Exception)]
     assert len(replayed) == 1
-    again = renders.get(render.id)
+    again = get_render(render.id)
     assert again.status == RenderStatus.PENDING and again.attempts == 2
     assert again.error_code is None
     assert again.error_history[0]["code"] == "render_error"
     assert again.error_history[0]["message"] == "boom"
     claimed = repository.claim_start(render.id, "t", 60)
+    assert claimed is not None
     assert claimed.out_name == f"{render.id}-2.mp4"  # a new attempt writes a new object
 
 
@@ -194,9 +196,11 @@ def test_queries(db):
     a = new_render(user_id="alice", generation_id="gen-a")
     b = new_render(user_id="alice", generation_id="gen-b")
     new_render(user_id="bob", generation_id="gen-c")
-    assert renders.get(a.id).id == a.id
+    by_id = renders.get(a.id)
+    assert by_id is not None and by_id.id == a.id
     assert renders.get("missing") is None
-    assert renders.get_by_generation("gen-b").id == b.id
+    by_generation = renders.get_by_generation("gen-b")
+    assert by_generation is not None and by_generation.id == b.id
     page = renders.list_by_user("alice", limit=1)
     assert [r.id for r in page] == [b.id]
     older = renders.list_by_user("alice", limit=10, before=page[0].created_at)
@@ -212,7 +216,7 @@ def test_poll_failures_count_and_reset(db):
     assert repository.record_poll_failure(render.id) == 1
     assert repository.record_poll_failure(render.id) == 2
     repository.record_progress_many([(render.id, 0.1, None)])
-    assert renders.get(render.id).poll_failures == 0
+    assert get_render(render.id).poll_failures == 0
     assert repository.rendering_ids() == [render.id]
 
 
@@ -236,7 +240,7 @@ def test_progress_readings_are_written_in_one_batch(db):
     repository.record_progress_many([(a.id, 0.6, None)])
     # c is still pending: a reading for it must not touch it.
     repository.record_progress_many([(a.id, 0.4, 0.01), (b.id, 0.5, 0.02), (c.id, 0.9, 0.03)])
-    ra, rb, rc = renders.get(a.id), renders.get(b.id), renders.get(c.id)
+    ra, rb, rc = get_render(a.id), get_render(b.id), get_render(c.id)
     assert ra.progress == pytest.approx(0.6) and ra.cost_usd == pytest.approx(0.01)
     assert rb.progress == pytest.approx(0.5) and rb.last_polled_at is not None
     assert rc.progress == 0 and rc.cost_usd is None and rc.status == "pending"

@@ -60,6 +60,7 @@ def test_polls_are_not_delayed_by_a_backlog_of_thousands_of_starts(
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
         for r in renders.get_many(running):
+            assert r.last_polled_at is not None
             stamp = r.last_polled_at.timestamp()
             if not seen[r.id] or seen[r.id][-1] != stamp:
                 seen[r.id].append(stamp)

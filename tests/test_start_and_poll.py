@@ -6,15 +6,18 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlmodel import col
 
 from shared import renders
+from shared.models import Render
 from shared.producer import message_payload
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
-from tests.support import emulator_call, make_request, wait_until
+from tests.support import emulator_call, get_render, make_request, wait_until
 from worker import poller, slots, start
 from worker.defer import Defer
 
@@ -44,9 +47,9 @@ def sqlite_db(use_db, sqlite_url):
     return use_db(sqlite_url)
 
 
-def poll_until_terminal(render_id: str, timeout: float = 10.0):
-    def step():
-        render = renders.get(render_id)
+def poll_until_terminal(render_id: str, timeout: float = 10.0) -> Render:
+    def step() -> Render | None:
+        render = get_render(render_id)
         if render.status in ("complete", "failed"):
             return render
         poller.poll_batch([render_id])
@@ -59,13 +62,15 @@ def poll_until_terminal(render_id: str, timeout: float = 10.0):
 def test_start_then_poll_to_complete(db, emulator):
     rid, payload = pending()
     start.start_render(payload, "m1")
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "rendering"
-    assert render.lambda_render_id and render.lambda_bucket.startswith("remotionlambda-")
+    assert render.lambda_render_id and render.lambda_bucket is not None
+    assert render.lambda_bucket.startswith("remotionlambda-")
     assert stats(emulator)["starts_by_out_name"] == {f"{rid}-1.mp4": 1}
     done = poll_until_terminal(rid)
     assert done.status == "complete"
-    assert done.output_url.endswith(f"{rid}-1.mp4")
+    assert done.output_url is not None and done.output_url.endswith(f"{rid}-1.mp4")
+    assert done.output_size_bytes is not None and done.cost_usd is not None
     assert done.output_size_bytes > 0 and done.cost_usd > 0 and done.progress == 1.0
 
 
@@ -94,7 +99,7 @@ def test_same_message_delivered_concurrently_starts_once(db, emulator):
     assert errors == []
     assert stats(emulator)["starts_total"] == 1
     assert deferred and all(d.counter == "claim_waits" for d in deferred)
-    assert renders.get(rid).status == "rendering"
+    assert get_render(rid).status == "rendering"
     # A late redelivery after the render started does nothing either.
     start.start_render(dict(payload), "same-message")
     assert stats(emulator)["starts_total"] == 1
@@ -104,7 +109,7 @@ def test_foreign_message_without_row_creates_it_once(db, emulator):
     payload = req(generation_id="foreign").model_dump(mode="json")
     start.start_render(payload, "msg-123")
     start.start_render(payload, "msg-123")  # redelivery
-    render = renders.get("msg-123")
+    render = get_render("msg-123")
     assert render is not None and render.status == "rendering"
     assert renders.count_by_status()["rendering"] == 1
     assert stats(emulator)["starts_total"] == 1
@@ -114,8 +119,9 @@ def test_invalid_message_naming_a_render_fails_it(sqlite_db, emulator):
     rid, payload = pending()
     payload["fps"] = "thirty"
     start.start_render(payload, "m")
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "failed" and render.error_code == "invalid_request"
+    assert render.error_message is not None
     assert "fps" in render.error_message
     assert stats(emulator)["starts_total"] == 0
 
@@ -130,8 +136,9 @@ def test_invalid_message_without_a_render_is_poison(sqlite_db, emulator, payload
 def test_foreign_message_over_limits_fails_without_reaching_lambda(sqlite_db, emulator):
     payload = req(width=3840, height=2160).model_dump(mode="json")
     start.start_render(payload, "msg-4k")
-    render = renders.get("msg-4k")
+    render = get_render("msg-4k")
     assert render.status == "failed" and render.error_code == "limit_exceeded"
+    assert render.error_message is not None
     assert "width=3840" in render.error_message and "MAX_LONG_SIDE" in render.error_message
     assert stats(emulator)["starts_total"] == 0
 
@@ -143,10 +150,10 @@ def test_throttled_start_defers_and_releases_claim(sqlite_db, emulator):
         start.start_render(payload, "m")
     assert info.value.counter == "lambda_throttles"
     assert stats(emulator)["start_calls"] == 1, "botocore must not retry a start"
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "pending" and render.claim_token is None and render.error_code is None
     start.start_render(payload, "m")  # the deferred redelivery
-    assert renders.get(rid).status == "rendering"
+    assert get_render(rid).status == "rendering"
 
 
 def test_crash_is_transient_then_gives_up(sqlite_db, emulator, monkeypatch):
@@ -155,11 +162,11 @@ def test_crash_is_transient_then_gives_up(sqlite_db, emulator, monkeypatch):
     with pytest.raises(Defer) as info:
         start.start_render(payload, "m")
     assert info.value.counter == "start_errors"
-    assert renders.get(rid).status == "pending"
+    assert get_render(rid).status == "pending"
     monkeypatch.setenv("MAX_START_ATTEMPTS", "1")
     get_settings.cache_clear()
     start.start_render(payload, "m")
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "failed" and render.error_code == "lambda_unavailable"
 
 
@@ -168,9 +175,10 @@ def test_remotion_rejection_fails_with_its_message(sqlite_db, emulator):
         input_props={"__emulator__": {"reject_start": "Composition {Main} missing"}}
     )
     start.start_render(payload, "m")
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "failed" and render.error_code == "lambda_rejected"
     # The brace would break Remotion's own response parser; ours keeps the message.
+    assert render.error_message is not None
     assert "Composition {Main} missing" in render.error_message
 
 
@@ -179,6 +187,7 @@ def test_fatal_render_error_fails_with_remotion_message(db, emulator):
     start.start_render(payload, "m")
     done = poll_until_terminal(rid)
     assert done.status == "failed" and done.error_code == "render_error"
+    assert done.error_message is not None
     assert "Chrome OOM" in done.error_message
 
 
@@ -199,14 +208,14 @@ def test_progress_failures_are_retried_then_give_up(sqlite_db, emulator, monkeyp
     emulator_call(emulator.url, "/_emulator/faults", {"throttle_status": 2})
     poller.poll_batch([rid])
     poller.poll_batch([rid])
-    assert renders.get(rid).poll_failures == 2
+    assert get_render(rid).poll_failures == 2
     poller.poll_batch([rid])  # succeeds: the count resets
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "rendering" and render.poll_failures == 0 and render.progress > 0
     emulator_call(emulator.url, "/_emulator/faults", {"crash_status": 3})
     for _ in range(3):
         poller.poll_batch([rid])
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "failed" and render.error_code == "poll_failed"
 
 
@@ -220,8 +229,9 @@ def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
         reset_caches()
         rid, payload = pending()
         start.start_render(payload, "m")
-    render = renders.get(rid)
+    render = get_render(rid)
     assert render.status == "failed" and render.error_code == "lambda_rejected"
+    assert render.error_message is not None
     assert "Version mismatch" in render.error_message
 
 
@@ -236,16 +246,16 @@ def _age(render_id: str, seconds: float) -> None:
     import sqlalchemy as sa
 
     from shared.db import get_engine
-    from shared.models import Render, utcnow
+    from shared.models import utcnow
 
     when = utcnow() - timedelta(seconds=seconds)
     with get_engine().begin() as conn:
         conn.execute(
             sa.update(Render)
-            .where(Render.id == render_id)
+            .where(col(Render.id) == render_id)
             .values(
                 started_at=when,
-                last_polled_at=sa.case((Render.last_polled_at.is_(None), None), else_=when),
+                last_polled_at=sa.case((col(Render.last_polled_at).is_(None), None), else_=when),
             )
         )
 
@@ -281,7 +291,8 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     assert poller.start_sweep(1000) is None
     _, next_due = poller.poll_batch(batches[0], 1000)
     assert next_due  # a tick was skipped meanwhile: the next sweep starts right away
-    record = poller.last_sweep()
+    record: dict[str, Any] | None = poller.last_sweep()
+    assert record is not None
     assert record["slot"] == 1000 and record["renders"] == 1 and record["polled"] == 1
     assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0
     _age(rid, get_settings().poll_interval_s)
@@ -311,7 +322,8 @@ def test_a_database_error_does_not_stop_polling(sqlite_db, emulator, monkeypatch
         patch.setattr(repository, "poll_targets", down)
         outcomes, _ = poller.poll_batch(batches[0], 2001)
     assert outcomes == {"batch_failed": 1}
-    assert poller.last_sweep()["outcomes"] == {"batch_failed": 1}
+    sweep = poller.last_sweep()
+    assert sweep is not None and sweep["outcomes"] == {"batch_failed": 1}
     assert poller.start_sweep(2002) == [[rid]]  # not running any more, and still due
     poller.poll_batch([rid], 2002)
-    assert renders.get(rid).last_polled_at is not None
+    assert get_render(rid).last_polled_at is not None
