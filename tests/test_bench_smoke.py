@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -136,7 +137,7 @@ def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_pat
 def test_median_run_picks_the_middle_ratio_and_keeps_the_first_floor() -> None:
     from devtools.bench.lifecycle import _median_run
 
-    runs = [
+    runs: list[dict[str, Any]] = [
         {"ratio_to_bare": 0.05, "renders_per_s": 150, "floor": {"ratio_to_bare": 0.11}},
         {"ratio_to_bare": 0.03, "renders_per_s": 100},
         {"ratio_to_bare": 0.04, "renders_per_s": 130},

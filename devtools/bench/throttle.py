@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from types import SimpleNamespace
 from typing import Any
 
 from devtools.bench.context import Bench
@@ -22,6 +21,9 @@ def throttle(bench: Bench) -> None:
     against real Redis; the message does not start a render, so the permit is refunded.
     The full path of a render that does start (+ ``StartPermit.confirm`` + ``started``,
     no refund) is measured too."""
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+
     from shared.messages import new_message
     from worker.middleware.rate_limit import UserRateLimit
     from worker.permit import MessagePermit
@@ -32,11 +34,17 @@ def throttle(bench: Bench) -> None:
         stack.enter_context(
             Run(bench, "throttle", db_url, settings={"RENDER_RATE_LIMIT": "1000000/1s"})
         )
-        actor = SimpleNamespace(
-            options={"rate_limit_key": lambda message: message.args[0]["user_id"]}
-        )
-        broker = SimpleNamespace(get_actor=lambda _name: actor)
         middleware = UserRateLimit()
+        broker = StubBroker(middleware=[middleware])
+
+        def start_render(payload: dict[str, Any]) -> None:
+            """Stands in for the real actor: only its options matter to the middleware."""
+
+        dramatiq.actor(
+            actor_name="start_render",
+            broker=broker,
+            rate_limit_key=lambda message: message.args[0]["user_id"],
+        )(start_render)
 
         def message(i: int) -> Any:
             payload = {"user_id": f"bench-user-{i % users}"}
