@@ -101,25 +101,15 @@ class UserRateLimiter:
         rate = decision.failing_rate or bucket.rates[0]
         margin = get_settings().rate_limit_margin_ms
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
-        if decision.allowed:
-            return Quota(
-                user_id,
-                rate_spec_for(user_id),
-                rate.limit,
-                (rate.interval - margin) / 1000,
-                count,
-                max(0, rate.limit - count),
-                now,
-            )
-        wait = decision.retry_after_ms or 0
+        wait_ms = 0 if decision.allowed else decision.retry_after_ms or 0
         return Quota(
             user_id,
             rate_spec_for(user_id),
             rate.limit,
             (rate.interval - margin) / 1000,
             count,
-            0,
-            now + timedelta(milliseconds=wait),
+            max(0, rate.limit - count) if decision.allowed else 0,
+            now + timedelta(milliseconds=wait_ms),
         )
 
 

@@ -58,3 +58,24 @@ def test_procfile_and_compose_run_the_same_commands():
         procs["worker"].startswith("dramatiq worker.actors") and "--skip-logging" in procs["worker"]
     )
     assert procs["release"] == "alembic upgrade head"
+
+
+def test_the_production_image_leaves_the_dev_tools_out():
+    """``docker build .`` builds the last stage: it must not copy devtools/, which only the
+    emulator's stage (the one compose builds for it) needs."""
+    stages: dict[str, list[str]] = {}
+    current = ""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            current = line.split()[-1]
+            stages[current] = [line]
+        elif current:
+            stages[current].append(line)
+    last = list(stages)[-1]
+    assert last == "production" and stages[last][0] == "FROM base AS production"
+    assert not any("devtools" in line for line in stages["base"] + stages["production"])
+    assert any(line.startswith("COPY devtools") for line in stages["devtools"])
+    assert compose()["services"]["emulator"]["build"]["target"] == "devtools"
+    for name in ("worker", "poller", "scheduler", "migrate"):
+        assert compose()["services"][name]["build"] == "."
+    assert "emulator" not in procfile()  # the Procfile is what production runs
