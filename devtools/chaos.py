@@ -160,7 +160,10 @@ def main() -> int:
 
                 redis.Redis.from_url(redis_url).flushall()
                 flushed_at = time.time()
-            if now >= next_fault:
+            # Faults belong to the busy period: injected until the last renders drain, a
+            # lone render backing off (up to a minute per 429) could meet a fresh fault at
+            # every retry and never finish, which tests the injector, not renderq.
+            if now >= next_fault and terminal < len(ids) * 0.9:
                 control(emulator_url, "/_emulator/faults", rng.choice(FAULTS))
                 next_fault = now + rng.uniform(2.0, 5.0)
             time.sleep(0.3)
