@@ -186,10 +186,20 @@ def check_workers(settings: Settings) -> str:
 Check = Callable[[Settings], str]
 
 
-def select_checks(require_worker: bool) -> list[tuple[str, Check]]:
+def check_lambda(settings: Settings) -> str:
+    """The configured function exists and runs renderq's Remotion version (one ``info``
+    invocation; ``worker.preflight``)."""
+    from worker.preflight import check_function
+
+    return f"{settings.remotion_lambda_function_name} runs Remotion {check_function(settings)}"
+
+
+def select_checks(require_worker: bool, check_function: bool = True) -> list[tuple[str, Check]]:
     checks: list[tuple[str, Check]] = [("redis", check_redis), ("database", check_database)]
     if require_worker:
         checks.append(("workers", check_workers))
+        if check_function:
+            checks.append(("lambda", check_lambda))
     return checks
 
 
@@ -255,7 +265,10 @@ def report_json(results: list[CheckResult]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.health",
-        description="Probe Redis, the database and worker heartbeats; exit 0 if all pass.",
+        description=(
+            "Probe Redis, the database, worker heartbeats and the Lambda function; "
+            "exit 0 if all pass."
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -263,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="require_worker",
         action="store_false",
         help="skip the live-worker check (for the scheduler's own probe)",
+    )
+    parser.add_argument(
+        "--no-check-lambda",
+        dest="check_lambda",
+        action="store_false",
+        help="skip the Lambda function check (one `info` invocation; on by default for workers)",
     )
     parser.add_argument(
         "--timeout",
@@ -277,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"FAIL settings: {settings_error(exc)}")
         return 1
-    results = run_checks(select_checks(args.require_worker), settings, args.timeout)
+    results = run_checks(
+        select_checks(args.require_worker, args.check_lambda), settings, args.timeout
+    )
     if args.json:
         print(json.dumps(report_json(results)))
     else:

@@ -1,7 +1,7 @@
 """renderq's exceptions derive from one root, ``RenderqError``, so a caller can catch all of
 renderq's own failures in one clause. Public errors also keep the standard base a caller
 would expect (``RenderNotFound`` is a ``LookupError``, ``RenderLimitExceeded`` a
-``ValueError``). Errors of one module live there (``worker.lambda_client.LambdaError``...);
+``ValueError``). Errors of one module live there (``worker.lambda_errors.LambdaError``...);
 this module holds those both producers and workers raise."""
 
 from __future__ import annotations

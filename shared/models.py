@@ -41,6 +41,7 @@ LEGAL_TRANSITIONS: frozenset[tuple[RenderStatus, RenderStatus]] = frozenset(
         (RenderStatus.RENDERING, RenderStatus.FAILED),
         (RenderStatus.PENDING, RenderStatus.FAILED),  # bad input, or gave up starting
         (RenderStatus.FAILED, RenderStatus.PENDING),  # replay
+        (RenderStatus.RENDERING, RenderStatus.PENDING),  # throttled inside Lambda: new attempt
     }
 )
 
@@ -54,7 +55,9 @@ class ErrorCode(StrEnum):
     LAMBDA_CONFIG = "lambda_config"  # function missing, access denied: an operator problem
     LAMBDA_UNAVAILABLE = "lambda_unavailable"  # transient start errors never cleared
     RENDER_ERROR = "render_error"  # Remotion reported a fatal error while rendering
-    TIMEOUT = "timeout"  # not done within RENDER_TIMEOUT_S
+    #: Lambda had no concurrency for the render's functions, MAX_THROTTLE_RESTARTS times over
+    LAMBDA_THROTTLED = "lambda_throttled"
+    TIMEOUT = "timeout"  # not done within RENDER_TIMEOUT_S, or Remotion's function timed out
     POLL_FAILED = "poll_failed"  # progress could not be read for MAX_POLL_FAILURES sweeps
 
     @property
@@ -121,6 +124,11 @@ class Render(SQLModel, table=True):
     #: more than one per attempt means a start may have been duplicated.
     start_requests: int = 0
     poll_failures: int = 0
+    #: Times this render was started again because Lambda throttled it inside the render.
+    throttle_restarts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    #: The rate-limit permit that paid for the running attempt (``<message id>:<random>``), so
+    #: that an attempt Lambda throttled can give it back.
+    rate_permit: str | None = Field(default=None, max_length=200)
     #: When the per-user rate limit lets this render start (shown while it waits).
     throttled_until: datetime | None = None
 

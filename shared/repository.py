@@ -131,6 +131,7 @@ _MARK_RENDERING = (
         status=RenderStatus.RENDERING,
         lambda_render_id=sa.bindparam("lambda_render_id"),
         lambda_bucket=sa.bindparam("lambda_bucket"),
+        rate_permit=sa.bindparam("permit"),
         claim_token=None,
         claim_expires_at=None,
         throttled_until=None,
@@ -209,6 +210,7 @@ def _row_values(render_id: str, request: RenderRequest, now: datetime) -> dict[s
         "out_name": out_name(render_id, 1, request.codec),
         "start_requests": 0,
         "poll_failures": 0,
+        "throttle_restarts": 0,
         "created_at": now,
         "updated_at": now,
     }
@@ -365,13 +367,21 @@ def set_throttled_until(render_id: str, until: datetime | None) -> None:
     _cas(render_id, RenderStatus.PENDING, None, {"throttled_until": until})
 
 
-def mark_rendering(render_id: str, token: str, lambda_render_id: str, lambda_bucket: str) -> None:
-    """``pending -> rendering`` with the Lambda ids, guarded by the claim token."""
+def mark_rendering(
+    render_id: str,
+    token: str,
+    lambda_render_id: str,
+    lambda_bucket: str,
+    permit: str | None = None,
+) -> None:
+    """``pending -> rendering`` with the Lambda ids (and the rate-limit permit that paid for
+    the start), guarded by the claim token."""
     params = {
         "rid": render_id,
         "token": token,
         "lambda_render_id": lambda_render_id,
         "lambda_bucket": lambda_bucket,
+        "permit": permit,
         "now": utcnow(),
     }
     with single_statement() as conn:
@@ -480,36 +490,21 @@ def fail(
     return transition(render_id, from_status, RenderStatus.FAILED, **values)
 
 
-def replay(render_id: str) -> Render:
-    """failed -> pending for another attempt, keeping the previous error in the history.
-
-    The history is a JSON list, rewritten in Python, so the UPDATE is guarded by the
-    ``attempts`` value that was read: a concurrent replay of the same render loses the race
-    and raises instead of replaying twice.
-    """
-    with Session(get_engine()) as session:
-        row = session.get(Render, render_id)
-    if row is None:
-        raise RenderNotFound(render_id)
-    if row.status != RenderStatus.FAILED:
-        raise IllegalTransition(render_id, RenderStatus.FAILED, RenderStatus.PENDING, row.status)
-    history = [
-        *row.error_history,
-        {
-            "attempt": row.attempts,
-            "code": row.error_code,
-            "message": row.error_message,
-            "failed_at": row.completed_at.isoformat() if row.completed_at else None,
-        },
-    ]
+def _next_attempt(
+    row: Render, from_status: RenderStatus, failure: dict[str, Any], **values: Any
+) -> Render:
+    """``from_status -> pending`` as the render's next attempt: a new ``outName``, the Lambda
+    ids and results cleared, ``failure`` appended to the history. The history is a JSON list
+    rewritten in Python, so the UPDATE is guarded by the ``attempts`` value that was read: a
+    concurrent move of the same render loses the race and raises instead of applying twice."""
     return transition(
-        render_id,
-        RenderStatus.FAILED,
+        row.id,
+        from_status,
         RenderStatus.PENDING,
         Render.attempts == row.attempts,
         attempts=row.attempts + 1,
-        out_name=out_name(render_id, row.attempts + 1, row.codec),
-        error_history=history,
+        out_name=out_name(row.id, row.attempts + 1, row.codec),
+        error_history=[*row.error_history, {"attempt": row.attempts, **failure}],
         error_code=None,
         error_message=None,
         progress=0.0,
@@ -518,11 +513,49 @@ def replay(render_id: str) -> Render:
         cost_usd=None,
         lambda_render_id=None,
         lambda_bucket=None,
+        rate_permit=None,
         start_requests=0,
         started_at=None,
         completed_at=None,
         last_polled_at=None,
         poll_failures=0,
+        **values,
+    )
+
+
+def _load(render_id: str) -> Render:
+    with Session(get_engine()) as session:
+        row = session.get(Render, render_id)
+    if row is None:
+        raise RenderNotFound(render_id)
+    return row
+
+
+def replay(render_id: str) -> Render:
+    """failed -> pending for another attempt, keeping the previous error in the history."""
+    row = _load(render_id)
+    if row.status != RenderStatus.FAILED:
+        raise IllegalTransition(render_id, RenderStatus.FAILED, RenderStatus.PENDING, row.status)
+    failure = {
+        "code": row.error_code,
+        "message": row.error_message,
+        "failed_at": row.completed_at.isoformat() if row.completed_at else None,
+    }
+    return _next_attempt(row, RenderStatus.FAILED, failure)
+
+
+def restart_throttled(render_id: str, code: str, message: str) -> Render:
+    """rendering -> pending: Lambda throttled this attempt inside the render (it had no
+    concurrency for the render's functions), so it is started again as a new attempt."""
+    row = _load(render_id)
+    if row.status != RenderStatus.RENDERING:
+        raise IllegalTransition(render_id, RenderStatus.RENDERING, RenderStatus.PENDING, row.status)
+    failure = {"code": code, "message": message[:4000], "failed_at": utcnow().isoformat()}
+    return _next_attempt(
+        row,
+        RenderStatus.RENDERING,
+        failure,
+        throttle_restarts=row.throttle_restarts + 1,
     )
 
 
@@ -607,10 +640,18 @@ class PollTarget(NamedTuple):
     lambda_render_id: str | None
     lambda_bucket: str | None
     started_at: datetime | None
+    throttle_restarts: int
+    rate_permit: str | None
 
 
 _POLL_TARGETS = sa.select(
-    _c.id, _c.user_id, _c.lambda_render_id, _c.lambda_bucket, _c.started_at
+    _c.id,
+    _c.user_id,
+    _c.lambda_render_id,
+    _c.lambda_bucket,
+    _c.started_at,
+    _c.throttle_restarts,
+    _c.rate_permit,
 ).where(_c.id.in_(sa.bindparam("ids", expanding=True)), _status_is(RenderStatus.RENDERING))
 
 

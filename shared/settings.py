@@ -68,8 +68,36 @@ class Settings(BaseSettings):
     lambda_read_timeout_s: float = 15.0
     #: Parallel progress calls per poll batch (per worker thread running a batch).
     poll_concurrency: int = 16
-    #: ``framesPerLambda`` passed to Remotion; None lets Remotion choose.
+    #: ``framesPerLambda`` passed to Remotion; None uses Remotion's own default formula, which
+    #: renderq computes and passes explicitly so its budget estimate is what Lambda runs.
     frames_per_lambda: int | None = None
+    #: Check at worker start that the function exists and runs ``REMOTION_VERSION`` (one
+    #: ``info`` invocation per worker process); a worker that cannot render refuses to start.
+    lambda_preflight: bool = True
+
+    # --- Remotion's production settings (passed on every start; see the README) -------------
+    #: Remotion's bucket in the region. Unset, every start lists the account's buckets inside
+    #: the function to find it (and large input props go to the bucket the client finds).
+    remotion_bucket_name: str | None = None
+    #: ACL of the output: ``private`` (default; ``shared.renders.download_url`` presigns a
+    #: link), ``public`` (world-readable URL) or ``no-acl`` (the bucket's policy decides).
+    remotion_privacy: Literal["private", "public", "no-acl"] = "private"
+    #: Remotion's lifecycle prefix: the render folder (output included) is deleted after this
+    #: long by the bucket's lifecycle rules (``enableFolderExpiry``). Bounds the bucket, which
+    #: keeps outName recovery fast. Empty keeps renders forever.
+    remotion_delete_after: Literal["1-day", "3-days", "7-days", "30-days"] | None = "30-days"
+    #: ``play-in-browser`` or ``download`` (a Content-Disposition with the output's name).
+    remotion_download_behavior: Literal["play-in-browser", "download"] = "play-in-browser"
+    #: Retries of a chunk that failed with an error Remotion considers flaky (per chunk).
+    remotion_max_retries: int = 1
+    #: Remotion's ``timeoutInMilliseconds``: how long a ``delayRender()`` may block a frame
+    #: (not the Lambda timeout, which the function name carries). Remotion's minimum is 7,000.
+    remotion_timeout_ms: int = 30_000
+    #: Seconds a presigned link to a private output stays valid (at most 7 days).
+    output_url_expires_s: int = 3_600
+    #: Times a render that failed *inside* Lambda for lack of concurrency is started again as a
+    #: new attempt before it fails with ``lambda_throttled``.
+    max_throttle_restarts: int = 5
 
     # --- render limits (see shared/render_limits.py) -----------------------------------------
     #: Longest side in pixels; with ``max_short_side`` this is "1080p in either orientation".
@@ -79,7 +107,10 @@ class Settings(BaseSettings):
     max_duration_s: float = 20.0
     min_fps: int = 1
     max_fps: int = 60
-    max_input_props_bytes: int = 64 * 1024
+    #: Serialized ``input_props`` limit. Props over 193,976 bytes travel through S3
+    #: (``input-props/<sha256>.json`` in Remotion's bucket), so this is bounded by what the
+    #: database row and the queue message should carry, not by Lambda's payload limit.
+    max_input_props_bytes: int = 4 * 1024 * 1024
 
     # --- fairness: per-user rate limit and the Lambda concurrency budget ---------------------
     #: Render starts per user, e.g. ``5/hour``, ``100/day``, ``2/10s``, or several
@@ -160,6 +191,25 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rates(value)
+        return value
+
+    @field_validator("remotion_delete_after", "remotion_bucket_name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("remotion_timeout_ms")
+    @classmethod
+    def _remotion_minimum(cls, value: int) -> int:
+        if value < 7_000:
+            raise ValueError("Remotion requires timeoutInMilliseconds >= 7000")
+        return value
+
+    @field_validator("output_url_expires_s")
+    @classmethod
+    def _presign_range(cls, value: int) -> int:
+        if not 1 <= value <= 7 * 24 * 3600:
+            raise ValueError("a presigned S3 URL is valid for 1 s to 7 days")
         return value
 
     @field_validator("queue_idle_poll_ms")

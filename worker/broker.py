@@ -26,6 +26,7 @@ from worker.metrics import RenderqPrometheus
 from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
 from worker.middleware.rate_limit import UserRateLimit
+from worker.preflight import Preflight
 from worker.redis_broker import RecoveringRedisBroker
 
 
@@ -33,6 +34,8 @@ def build_middleware(settings: Settings) -> list[Middleware]:
     """renderq's middleware stack, in order (the in-process tests put it on a StubBroker)."""
     middleware: list[Middleware] = [
         LogContext(),
+        # Before anything consumes: a worker that cannot render refuses to start.
+        Preflight(),
         AgeLimit(),
         TimeLimit(time_limit=settings.actor_time_limit_ms),
         ShutdownNotifications(),

@@ -1,91 +1,56 @@
 """Remotion Lambda, through Remotion's own Python client, with the behaviour a queue needs.
 
-Three things differ from using ``RemotionClient`` directly (its source: ``remotion_lambda/
+What differs from using ``RemotionClient`` directly (its source: ``remotion_lambda/
 remotionclient.py`` in the pinned 4.0.539 package):
 
-* One boto3 Lambda client is built per process and reused. The stock client builds a new one
-  on every call (~10 ms of CPU, no connection reuse), which caps polling near 90 calls/s.
-* botocore never retries. A retried ``start`` whose first attempt reached Lambda starts a
-  second, paid render; the queue decides when to try again, with the claim held.
-* Every failure is mapped to one of four exceptions the actors act on: throttled and transient
-  (try later), rejected (Remotion refused: the render fails with its message) and config
-  (function missing, access denied: also fails, with a code that points at the operator).
+* One boto3 Lambda client and one S3 client per process, reused (``shared.aws``). The stock
+  client builds a new one on every call (~10 ms of CPU, no connection reuse), which caps
+  polling near 90 calls/s.
+* botocore never retries a Lambda call. A retried ``start`` whose first attempt reached Lambda
+  starts a second, paid render; the queue decides when to try again, with the claim held.
+* Every failure is mapped to one of four exceptions (``worker.lambda_errors``) and every fatal
+  progress error to what it means (throttled inside the render, cancelled, timed out, failed).
+* Large input props go to ``REMOTION_BUCKET_NAME`` when it is set: the stock client uploads
+  them to the bucket it discovers by listing, while the function reads them from the render's
+  bucket (``packages/serverless-client/src/compress-props.ts``), so the two must agree.
+* Remotion's production settings (privacy, deleteAfter, downloadBehavior, maxRetries,
+  timeoutInMilliseconds, the bucket) are passed on every start.
 
-The emulator is reached like AWS is: boto3 honours ``AWS_ENDPOINT_URL_LAMBDA``.
+The emulator is reached like AWS is: boto3 honours ``AWS_ENDPOINT_URL_LAMBDA`` and
+``AWS_ENDPOINT_URL_S3``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import boto3
-import botocore.exceptions as bexc
-from botocore.config import Config
 from remotion_lambda import RemotionClient, RenderMediaParams
-from remotion_lambda.exception import (
-    RemotionException,
-    RemotionInvalidArgumentException,
-    RemotionRenderingOutputError,
-)
+from remotion_lambda.models import PlayInBrowser, Privacy, ShouldDownload
 from remotion_lambda.version import VERSION as CLIENT_VERSION
 
-from shared.errors import RenderqError
+from shared import aws
 from shared.per_process import PerProcess
 from shared.settings import REMOTION_VERSION, Settings, get_settings
+from worker import start_recovery
+from worker.lambda_errors import (
+    FatalKind,
+    LambdaConfigError,
+    LambdaTransient,
+    classify_fatal,
+    map_error,
+)
+from worker.start_recovery import StartedRender
 
 if CLIENT_VERSION != REMOTION_VERSION:  # pragma: no cover - guarded by the pyproject pin
     raise ImportError(
         f"remotion-lambda {CLIENT_VERSION} is installed but renderq targets {REMOTION_VERSION}; "
         "the deployed function rejects mismatched versions"
     )
-
-
-#: How long after its start a render's progress.json may still lack renderMetadata.
-METADATA_GRACE_S = 60.0
-
-
-class LambdaError(RenderqError):
-    """Base of every mapped Lambda failure."""
-
-
-class LambdaThrottled(LambdaError):
-    """429 from the Invoke API: the account's concurrency is used up. Try later."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class LambdaTransient(LambdaError):
-    """Network trouble, 5xx, a crashed function invocation. Try later.
-
-    ``may_have_started`` is True when a ``start`` request may have reached the function
-    (the connection broke after sending): retrying could start a duplicate render.
-    """
-
-    def __init__(self, message: str, *, may_have_started: bool = False) -> None:
-        super().__init__(message)
-        self.may_have_started = may_have_started
-
-
-class LambdaRejected(LambdaError):
-    """Remotion handled the request and refused it (bad composition, version mismatch...)."""
-
-
-class LambdaConfigError(LambdaError):
-    """The Invoke API refused the call itself: function missing, access denied, bad payload."""
-
-
-@dataclass(frozen=True)
-class StartedRender:
-    render_id: str
-    bucket: str
 
 
 @dataclass(frozen=True)
@@ -95,7 +60,10 @@ class RenderProgress:
     output_url: str | None
     output_size_bytes: int | None
     cost_usd: float | None
+    #: Remotion's message of the first fatal error, when the render cannot finish.
     fatal_error: str | None
+    #: What that error means (None when there is none).
+    fatal_kind: FatalKind | None = None
 
 
 def _find_json_objects(text: str) -> list[str]:
@@ -118,73 +86,26 @@ def _find_json_objects(text: str) -> list[str]:
     return objects
 
 
-class _ReusingRemotionClient(RemotionClient):
-    """``RemotionClient`` with one shared (thread-safe) boto3 Lambda client."""
+class _RenderqRemotionClient(RemotionClient):
+    """``RemotionClient`` with shared (thread-safe) boto3 clients and the configured bucket."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bucket_name: str | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lambda_client: Any = None
-        self._lambda_client_lock = threading.Lock()
+        self._bucket_name = bucket_name
 
     def _create_lambda_client(self) -> Any:
-        if self._lambda_client is None:
-            with self._lambda_client_lock:
-                if self._lambda_client is None:
-                    self._lambda_client = self._create_boto_client("lambda")
-        return self._lambda_client
+        return aws.lambda_client()
+
+    def _create_s3_client(self) -> Any:
+        return aws.s3_client()
+
+    def _get_or_create_bucket(self) -> str:
+        if self._bucket_name:
+            return self._bucket_name
+        return str(super()._get_or_create_bucket())
 
     def _find_json_objects(self, input_string: str) -> list[str]:
         return _find_json_objects(input_string)
-
-
-_THROTTLE_CODES = {
-    "TooManyRequestsException",
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-}
-_TRANSIENT_CODES = {
-    "ServiceException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "InternalServerError",
-    "EC2ThrottledException",
-    "ResourceNotReadyException",
-    "ResourceConflictException",
-}
-
-
-def _map_error(exc: BaseException, *, is_start: bool) -> LambdaError:
-    if isinstance(exc, bexc.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        message = f"{code}: {error.get('Message') or exc}"
-        if code in _THROTTLE_CODES or status == 429:
-            retry_after = exc.response.get("retryAfterSeconds")
-            return LambdaThrottled(message, float(retry_after) if retry_after else None)
-        if code in _TRANSIENT_CODES or status >= 500:
-            return LambdaTransient(message)
-        return LambdaConfigError(message)
-    if isinstance(exc, (bexc.ReadTimeoutError, bexc.ConnectionClosedError)):
-        return LambdaTransient(f"{type(exc).__name__}: {exc}", may_have_started=is_start)
-    if isinstance(exc, (bexc.ConnectTimeoutError, bexc.EndpointConnectionError)):
-        return LambdaTransient(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, (bexc.HTTPClientError, bexc.BotoCoreError)):
-        if isinstance(exc, bexc.NoCredentialsError):
-            return LambdaConfigError(f"no AWS credentials: {exc}")
-        return LambdaTransient(f"{type(exc).__name__}: {exc}", may_have_started=is_start)
-    if isinstance(exc, RemotionRenderingOutputError):
-        text = str(exc)
-        if text.startswith("Remotion rendering error:"):
-            return LambdaRejected(text.removeprefix("Remotion rendering error:").strip())
-        # "Lambda function returned an error" (an unhandled crash) or an unparseable body.
-        return LambdaTransient(text)
-    if isinstance(exc, RemotionInvalidArgumentException):
-        return LambdaRejected(str(exc))
-    if isinstance(exc, RemotionException):
-        return LambdaTransient(str(exc))
-    raise exc
 
 
 CallObserver = Callable[[str, float, "str | None"], None]
@@ -202,39 +123,23 @@ def _observe(op: str, started: float, error: BaseException | None) -> None:
         _observer(op, time.perf_counter() - started, type(error).__name__ if error else None)
 
 
+def _first_lines(message: str) -> str:
+    """Remotion's message without the stack it sometimes carries (a renderer's error reaches
+    the launch function as its whole stack string: ``launch.ts``, ``stream-renderer.ts``)."""
+    return message.split("\n    at ", 1)[0].strip()
+
+
 class RenderLambda:
-    """The only object in renderq that talks to Lambda."""
+    """The only object in renderq that invokes the Remotion function."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings = settings or get_settings()
-        key_id, secret = (
-            settings.remotion_aws_access_key_id,
-            settings.remotion_aws_secret_access_key,
-        )
-        if key_id is not None and secret is not None:
-            session = boto3.Session(
-                aws_access_key_id=key_id.get_secret_value(),
-                aws_secret_access_key=secret.get_secret_value(),
-                region_name=settings.remotion_aws_region,
-            )
-        else:
-            session = boto3.Session(region_name=settings.remotion_aws_region)
-        config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=settings.lambda_connect_timeout_s,
-            read_timeout=settings.lambda_read_timeout_s,
-            max_pool_connections=max(10, settings.poll_concurrency * 2),
-            tcp_keepalive=True,
-        )
-        self._session = session
-        self._s3: Any = None
-        self._s3_lock = threading.Lock()
-        self._client = _ReusingRemotionClient(
+        self._client = _RenderqRemotionClient(
             region=settings.remotion_aws_region,
             serve_url=settings.remotion_serve_url,
             function_name=settings.remotion_lambda_function_name,
-            session=session,
-            config=config,
+            session=aws.session(),
+            bucket_name=settings.remotion_bucket_name,
         )
 
     def start(
@@ -250,6 +155,12 @@ class RenderLambda:
         out_name: str,
         frames_per_lambda: int | None = None,
     ) -> StartedRender:
+        s = self.settings
+        download: PlayInBrowser | ShouldDownload = (
+            ShouldDownload(type="download", fileName=out_name)
+            if s.remotion_download_behavior == "download"
+            else PlayInBrowser(type="play-in-browser")
+        )
         params = RenderMediaParams(
             composition=composition,
             input_props=input_props,
@@ -260,13 +171,19 @@ class RenderLambda:
             force_fps=fps,
             force_duration_in_frames=duration_in_frames,
             out_name=out_name,
-            frames_per_lambda=frames_per_lambda or self.settings.frames_per_lambda,
+            frames_per_lambda=frames_per_lambda or s.frames_per_lambda,
+            bucket_name=s.remotion_bucket_name,
+            privacy=Privacy(s.remotion_privacy),
+            delete_after=s.remotion_delete_after,
+            download_behavior=download,
+            max_retries=s.remotion_max_retries,
+            timeout_in_milliseconds=s.remotion_timeout_ms,
         )
         started = time.perf_counter()
         try:
             response = self._client.render_media_on_lambda(params)
         except Exception as exc:
-            mapped = _map_error(exc, is_start=True)
+            mapped = map_error(exc, is_start=True)
             _observe("start", started, mapped)
             raise mapped from exc
         _observe("start", started, None)
@@ -277,83 +194,20 @@ class RenderLambda:
     def find_render(
         self, out_name: str, *, bucket: str | None = None, since: datetime | None = None
     ) -> StartedRender | None:
-        """Find a render by its ``outName`` in Remotion's S3 bucket, without starting one.
-
-        Remotion writes ``renders/<renderId>/progress.json`` (whose ``renderMetadata`` names
-        the ``outName``) when a render starts, and ``renders/<renderId>/<outName>`` when it is
-        done. Listing the bucket is slow for big buckets, which is acceptable: this runs only
-        when a start's outcome is unknown (a worker died mid-start, or the call timed out).
-        """
+        """The render an earlier, ambiguous start launched (``worker.start_recovery``)."""
+        bucket = bucket or self.settings.remotion_bucket_name
         try:
-            s3 = self._s3_client()
             buckets = [bucket] if bucket else self._client._get_remotion_buckets()
-            for name in buckets:
-                found = self._search_bucket(s3, name, out_name, since)
-                if found is not None:
-                    return found
-        except (bexc.BotoCoreError, bexc.ClientError) as exc:
-            raise LambdaTransient(f"could not search S3 for {out_name}: {exc}") from exc
-        return None
-
-    def _search_bucket(
-        self, s3: Any, bucket: str, out_name: str, since: datetime | None
-    ) -> StartedRender | None:
-        candidates = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="renders/"):
-            for obj in page.get("Contents", []):
-                key: str = obj["Key"]
-                parts = key.split("/")
-                if len(parts) != 3:
-                    continue
-                if parts[2] == out_name:
-                    return StartedRender(render_id=parts[1], bucket=bucket)
-                if parts[2] == "progress.json" and (since is None or obj["LastModified"] >= since):
-                    candidates.append((obj["LastModified"], key, parts[1]))
-        undecided = 0
-        now = datetime.now(UTC)
-        for modified, key, render_id in sorted(candidates, reverse=True):
-            body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            metadata = body.get("renderMetadata")
-            if metadata is None:
-                # Remotion fills renderMetadata in a few seconds after the start; until then
-                # this render could be ours. (If validation failed it stays null: ignore it
-                # once it is old enough.)
-                undecided += (now - modified).total_seconds() < METADATA_GRACE_S
-                continue
-            name = metadata.get("outName")
-            if isinstance(name, dict):
-                name = name.get("key")
-            if name == out_name:
-                return StartedRender(render_id=render_id, bucket=bucket)
-        if undecided:
-            raise LambdaTransient(
-                f"{undecided} recent render(s) in {bucket} have no metadata yet",
-                may_have_started=True,
-            )
-        return None
-
-    def _s3_client(self) -> Any:
-        if self._s3 is None:
-            with self._s3_lock:
-                if self._s3 is None:
-                    self._s3 = self._session.client(
-                        "s3",
-                        region_name=self.settings.remotion_aws_region,
-                        config=Config(
-                            s3={"addressing_style": "path"},
-                            connect_timeout=self.settings.lambda_connect_timeout_s,
-                            read_timeout=self.settings.lambda_read_timeout_s,
-                            retries={"mode": "standard"},
-                        ),
-                    )
-        return self._s3
+        except Exception as exc:
+            raise map_error(exc, is_start=False) from exc
+        return start_recovery.find_render(aws.s3_client(), buckets, out_name, since)
 
     def progress(self, render_id: str, bucket: str) -> RenderProgress:
         started = time.perf_counter()
         try:
             progress = self._client.get_render_progress(render_id, bucket)
         except Exception as exc:
-            mapped = _map_error(exc, is_start=False)
+            mapped = map_error(exc, is_start=False)
             _observe("progress", started, mapped)
             raise mapped from exc
         _observe("progress", started, None)
@@ -362,13 +216,16 @@ class RenderLambda:
         data = progress.__dict__
         costs = data.get("costs") or {}
         cost = costs.get("accruedSoFar") if isinstance(costs, dict) else None
-        fatal = None
+        fatal, kind = None, None
         if data.get("fatalErrorEncountered"):
             errors = [e for e in data.get("errors") or [] if isinstance(e, dict)]
             fatal_errors = [e for e in errors if e.get("isFatal") and not e.get("willRetry")]
             first = (fatal_errors or errors or [{}])[0]
-            name, message = first.get("name"), first.get("message")
-            fatal = f"{name}: {message}" if name and message else str(message or "fatal error")
+            name, message = first.get("name"), str(first.get("message") or "fatal error")
+            kind = classify_fatal(name, message, first.get("stack"))
+            fatal = _first_lines(message)
+            if name and name not in ("Error", "") and not fatal.startswith(name):
+                fatal = f"{name}: {fatal}"
         return RenderProgress(
             overall=float(data.get("overallProgress") or 0.0),
             done=bool(data.get("done")),
@@ -376,7 +233,28 @@ class RenderLambda:
             output_size_bytes=data.get("outputSizeInBytes"),
             cost_usd=float(cost) if cost is not None else None,
             fatal_error=fatal,
+            fatal_kind=kind,
         )
+
+    def info(self) -> str:
+        """The Remotion version the function runs (its ``info`` routine, which every version
+        answers without a version check: ``packages/serverless/src/info.ts``). Raises
+        ``LambdaConfigError`` when the function does not exist or cannot be invoked."""
+        started = time.perf_counter()
+        try:
+            response = aws.lambda_client().invoke(
+                FunctionName=self.settings.remotion_lambda_function_name,
+                Payload=json.dumps({"type": "info", "logLevel": "info"}),
+            )
+            body = json.loads(response["Payload"].read() or b"{}")
+        except Exception as exc:
+            mapped = map_error(exc, is_start=False)
+            _observe("info", started, mapped)
+            raise mapped from exc
+        _observe("info", started, None)
+        if body.get("type") != "success" or not isinstance(body.get("version"), str):
+            raise LambdaConfigError(f"the function's info routine answered {body!r}")
+        return str(body["version"])
 
 
 _instance: PerProcess[RenderLambda] = PerProcess(RenderLambda)

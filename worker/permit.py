@@ -13,7 +13,10 @@ options (never in a deferred copy, see ``DELIVERY_OPTIONS``):
 3. **keep** (``StartPermit.started``, after the start): mark it spent and stamp it once more
    (every entry is then no earlier than its start), again unless fresh;
 4. **refund** (``refund_unused``, by ``UserRateLimit`` after the message): a permit that paid
-   for no start (duplicate, invalid, budget wait, Lambda 429...) is given back.
+   for no start (duplicate, invalid, budget wait, Lambda 429...) is given back. The permit of a
+   start stays on the render row (``rate_permit``); if Lambda then throttles that attempt inside
+   the render, the poller gives it back too (``refund``) before the render starts again, so a
+   user never pays for renderq's lack of capacity.
 
 A crash between 1 and 4 keeps a permit that paid for nothing: the limit is briefly stricter,
 never looser.
@@ -63,6 +66,14 @@ def refund_unused(message: Delivery) -> None:
         log.warning("could not refund rate-limit permit", user_id=user_id, exc_info=True)
 
 
+def refund(user_id: str, member: str) -> None:
+    """Give back a kept permit whose start produced nothing (Lambda throttled the render)."""
+    try:
+        get_limiter().refund(user_id, member)
+    except Exception:
+        log.warning("could not refund rate-limit permit", user_id=user_id, exc_info=True)
+
+
 def _fresh(stamped_at: float) -> bool:
     """Stamped so recently that the window margin covers the time until the start: a
     re-stamp would move the entry by less than the margin already allows for."""
@@ -71,6 +82,10 @@ def _fresh(stamped_at: float) -> bool:
 
 class StartPermit(Protocol):
     """What the start path needs of a permit."""
+
+    @property
+    def member(self) -> str | None:
+        """The permit's name in the user's window (stored on the render it paid for)."""
 
     def confirm(self) -> int | None:
         """None to go ahead with the start, or the milliseconds until the user's next permit
@@ -85,6 +100,11 @@ class MessagePermit:
 
     def __init__(self, message: Delivery | None) -> None:
         self._message = message
+
+    @property
+    def member(self) -> str | None:
+        held = self._held()
+        return str(held[1]) if held else None
 
     def _held(self) -> list[Any] | None:
         if self._message is None:
@@ -119,6 +139,8 @@ class MessagePermit:
 
 class _NoPermit:
     """For starts outside a throttled delivery (in-process callers: tests, the benchmark)."""
+
+    member = None
 
     def confirm(self) -> int | None:
         return None

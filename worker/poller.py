@@ -31,7 +31,9 @@ from shared.settings import get_settings
 from worker import metrics
 from worker.failpoints import failpoint
 from worker.lambda_budget import get_budget
-from worker.lambda_client import LambdaError, RenderProgress, get_lambda
+from worker.lambda_client import RenderProgress, get_lambda
+from worker.lambda_errors import FatalKind, LambdaError
+from worker.restarts import restart_throttled
 from worker.slots import claim_poll_slot
 
 log = get_logger(__name__)
@@ -261,6 +263,7 @@ def _apply(results: list[_Result]) -> dict[str, int]:
     readings: list[Reading] = []
     completions: list[repository.Completion] = []
     failures: list[repository.Failure] = []
+    throttled: list[tuple[repository.PollTarget, str]] = []
     for result in results:
         render, progress = result.render, result.progress
         if result.timed_out:
@@ -283,11 +286,20 @@ def _apply(results: list[_Result]) -> dict[str, int]:
         elif progress is None:
             continue
         elif progress.fatal_error:
-            failures.append(
-                repository.Failure(
-                    render.id, ErrorCode.RENDER_ERROR, progress.fatal_error, progress.cost_usd
+            kind = progress.fatal_kind
+            if kind is FatalKind.THROTTLED:
+                if render.throttle_restarts < settings.max_throttle_restarts:
+                    throttled.append((render, progress.fatal_error))
+                    continue
+                code = ErrorCode.LAMBDA_THROTTLED
+                message = (
+                    f"throttled inside Lambda {render.throttle_restarts + 1} times "
+                    f"(MAX_THROTTLE_RESTARTS); last: {progress.fatal_error}"
                 )
-            )
+            else:
+                code = ErrorCode.TIMEOUT if kind is FatalKind.TIMEOUT else ErrorCode.RENDER_ERROR
+                message = progress.fatal_error
+            failures.append(repository.Failure(render.id, code, message, progress.cost_usd))
         elif progress.done and progress.output_url:
             completions.append(
                 repository.Completion(
@@ -336,6 +348,9 @@ def _apply(results: list[_Result]) -> dict[str, int]:
             error_code=failed.code,
             error=failed.message,
         )
-    if moved:
-        get_budget().release_many(moved)
-    return dict(outcomes)
+    restarted = restart_throttled(throttled)
+    outcomes["restarted"] += len(restarted)
+    outcomes["raced"] += len(throttled) - len(restarted)
+    if moved or restarted:
+        get_budget().release_many([*moved, *restarted])
+    return {k: v for k, v in outcomes.items() if v}

@@ -36,15 +36,15 @@ from worker import metrics
 from worker.defer import Defer, backoff_ms, current_option, jittered
 from worker.failpoints import failpoint
 from worker.lambda_budget import estimate_functions, frames_per_lambda, get_budget
-from worker.lambda_client import (
+from worker.lambda_client import get_lambda
+from worker.lambda_errors import (
     LambdaConfigError,
     LambdaRejected,
     LambdaThrottled,
     LambdaTransient,
-    StartedRender,
-    get_lambda,
 )
 from worker.permit import NO_PERMIT, StartPermit
+from worker.start_recovery import StartedRender
 
 log = get_logger(__name__)
 
@@ -210,7 +210,7 @@ def start_render(payload: Any, message_id: str, permit: StartPermit = NO_PERMIT)
         )
         _fail_start(claimed, code, str(exc))
         return False
-    _record_started(claimed, token, found, functions, in_use, recovered=recovered)
+    _record_started(claimed, token, found, functions, in_use, recovered, permit.member)
     permit.started()
     return True
 
@@ -301,8 +301,8 @@ def _record_started(
     started: StartedRender,
     functions: int,
     in_use: int,
-    *,
     recovered: bool,
+    permit: str | None,
 ) -> None:
     """``pending -> rendering`` with the Lambda ids, retrying through a database outage.
 
@@ -313,7 +313,7 @@ def _record_started(
     delay = 0.2
     while True:
         try:
-            repository.mark_rendering(claimed.id, token, started.render_id, started.bucket)
+            repository.mark_rendering(claimed.id, token, started.render_id, started.bucket, permit)
             break
         except IllegalTransition as exc:
             # The lease ran out and another worker took over: make it loud.
