@@ -57,7 +57,8 @@ def test_passes_with_a_fresh_worker_heartbeat(db, env, redis_url, namespace):
     proc = run_health(env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = lines(proc)
-    assert list(checks) == ["redis", "database", "workers"]
+    assert list(checks) == ["redis", "database", "workers", "lambda"]
+    assert "runs Remotion 4.0.539" in checks["lambda"]
     assert all(line.startswith(f"ok {name}") for name, line in checks.items())
     assert "1 live" in checks["workers"]
 
@@ -68,7 +69,7 @@ def test_json_output(db, env, redis_url, namespace):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True
-    assert set(doc["checks"]) == {"redis", "database", "workers"}
+    assert set(doc["checks"]) == {"redis", "database", "workers", "lambda"}
     assert all(c["ok"] and isinstance(c["ms"], int) for c in doc["checks"].values())
 
 
@@ -168,3 +169,18 @@ def test_a_real_worker_makes_health_pass(use_db, sqlite_url, workers):
         proc = run_health(env)
     assert proc.returncode == 0, proc.stdout + workers.all_logs()[-3000:]
     assert "ok workers (1 live" in proc.stdout
+
+
+def test_fails_when_the_function_runs_another_remotion_version(db, env, redis_url, namespace):
+    from devtools.emulator import EmulatorServer
+
+    beat(redis_url, namespace)
+    with EmulatorServer(port=0, remotion_version="4.0.540") as other:
+        proc = run_health({**env, "AWS_ENDPOINT_URL_LAMBDA": other.url})
+    assert proc.returncode == 1
+    line = lines(proc)["lambda"]
+    assert line.startswith("FAIL lambda:") and "4.0.540" in line and "4.0.539" in line
+    skipped = run_health(
+        {**env, "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9"}, "--no-check-lambda"
+    )
+    assert skipped.returncode == 0 and "lambda" not in lines(skipped)
