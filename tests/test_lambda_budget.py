@@ -137,7 +137,10 @@ def test_lambda_errors_release_the_budget(budget, use_db, sqlite_url, emulator):
     with pytest.raises(Defer):
         start.start_render(payload, "m")
     assert budget.in_use() == 0
-    _, rejected = pending(generation_id="r", input_props={"__emulator__": {"reject_start": "no"}})
+    _, rejected = pending(
+        generation_id="r",
+        input_props={"__emulator__": {"reject_start": "Payload is too big: 300000 bytes."}},
+    )
     assert not start.start_render(rejected, "m2")
     assert budget.in_use() == 0
 

@@ -41,7 +41,7 @@ def test_at_the_limit_passes(overrides):
         ({"duration_in_frames": 601}, "duration_in_frames", "20.033s at 30 fps"),
         ({"fps": 61, "duration_in_frames": 61}, "fps", "outside 1..60"),
         ({"width": 1279, "height": 720}, "width", "must be even for codec h264"),
-        ({"input_props": {"x": "a" * 70_000}}, "input_props", "exceeds the maximum of 65536"),
+        ({"input_props": {"x": "a" * 4_200_000}}, "input_props", "exceeds the maximum of 4194304"),
     ],
 )
 def test_one_over_fails_naming_field_value_and_limit(overrides, field, fragment):

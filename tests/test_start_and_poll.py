@@ -171,15 +171,26 @@ def test_crash_is_transient_then_gives_up(sqlite_db, emulator, monkeypatch):
 
 
 def test_remotion_rejection_fails_with_its_message(sqlite_db, emulator):
-    rid, payload = pending(
-        input_props={"__emulator__": {"reject_start": "Composition {Main} missing"}}
-    )
+    """A handled start error Remotion raises before it launches anything (handlers/start.ts
+    validates deleteAfter after the bucket) fails the render with Remotion's text."""
+    text = "Expected deleteAfter value to be one of 1-day, 3-days, 7-days, 30-days, got {2-days}"
+    rid, payload = pending(input_props={"__emulator__": {"reject_start": text}})
     start.start_render(payload, "m")
     render = get_render(rid)
     assert render.status == "failed" and render.error_code == "lambda_rejected"
     # The brace would break Remotion's own response parser; ours keeps the message.
     assert render.error_message is not None
-    assert "Composition {Main} missing" in render.error_message
+    assert text in render.error_message
+
+
+def test_an_unknown_handled_start_error_may_have_started_a_render(sqlite_db, emulator):
+    """Any other handled error of start may come after launch was invoked (a failed
+    progress.json write): the render is not failed, and the next attempt looks for it."""
+    rid, payload = pending(input_props={"__emulator__": {"reject_start": "S3 write failed"}})
+    with pytest.raises(Defer):
+        start.start_render(payload, "m")
+    render = get_render(rid)
+    assert render.status == "pending" and render.start_requests == 1  # the start is counted
 
 
 def test_fatal_render_error_fails_with_remotion_message(db, emulator):
@@ -219,7 +230,7 @@ def test_progress_failures_are_retried_then_give_up(sqlite_db, emulator, monkeyp
     assert render.status == "failed" and render.error_code == "poll_failed"
 
 
-def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
+def test_version_mismatch_fails_as_an_operator_problem(sqlite_db, monkeypatch, env):
     from devtools.emulator import EmulatorServer
 
     with EmulatorServer(port=0, remotion_version="4.0.540") as other:
@@ -230,7 +241,7 @@ def test_version_mismatch_is_a_clear_rejection(sqlite_db, monkeypatch, env):
         rid, payload = pending()
         start.start_render(payload, "m")
     render = get_render(rid)
-    assert render.status == "failed" and render.error_code == "lambda_rejected"
+    assert render.status == "failed" and render.error_code == "lambda_config"
     assert render.error_message is not None
     assert "Version mismatch" in render.error_message
 
