@@ -1,0 +1,60 @@
+"""State-changing operations on renders. Internal: only workers and operator scripts call these.
+
+Every change is one compare-and-set ``UPDATE ... WHERE id = :id AND status = :expected`` (plus
+a claim token where a lease is involved). A rowcount of zero means another process moved the
+render first; nothing here reads a row, decides in Python and writes it back without such a
+guard, so two deliveries of one message can never both win.
+
+One package, one module per path through it: ``inserts`` (producers), ``starts`` (the start
+claim), ``polls`` (the poller's batch statements), ``transitions`` (every other move), and
+``queries``; ``table`` holds the column handles and the status guard they all use. Callers use
+the names below, ``repository.claim_start(...)``.
+"""
+
+from shared.repository.inserts import insert_pending, insert_pending_many, out_name
+from shared.repository.polls import (
+    Completion,
+    Failure,
+    PollTarget,
+    finish_many,
+    poll_targets,
+    record_poll_failure,
+    record_progress_many,
+    rendering_ids,
+)
+from shared.repository.queries import claim_states, count_in_flight, latest_bucket, stale_pending
+from shared.repository.starts import (
+    Claim,
+    claim_start,
+    mark_rendering,
+    release_claim,
+    set_throttled_until,
+)
+from shared.repository.transitions import fail, replay, restart_throttled, transition
+
+__all__ = [
+    "Claim",
+    "Completion",
+    "Failure",
+    "PollTarget",
+    "claim_start",
+    "claim_states",
+    "count_in_flight",
+    "fail",
+    "finish_many",
+    "insert_pending",
+    "insert_pending_many",
+    "latest_bucket",
+    "mark_rendering",
+    "out_name",
+    "poll_targets",
+    "record_poll_failure",
+    "record_progress_many",
+    "release_claim",
+    "rendering_ids",
+    "replay",
+    "restart_throttled",
+    "set_throttled_until",
+    "stale_pending",
+    "transition",
+]

@@ -1,0 +1,179 @@
+"""The poller's statements: which renders to poll, progress readings, and completing or failing
+a poll batch (one transaction, every UPDATE still guarded by ``status = 'rendering'``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from shared.db import get_engine, single_statement
+from shared.models import Render, RenderStatus, utcnow
+from shared.repository.table import _c, _now, _status_is, _table
+from shared.repository.transitions import _cas
+
+_PROGRESS = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
+    .values(
+        progress=sa.case((_c.progress < sa.bindparam("p"), sa.bindparam("p")), else_=_c.progress),
+        cost_usd=sa.bindparam("cost"),
+        last_polled_at=_now,
+        poll_failures=0,
+        updated_at=_now,
+    )
+)
+_COMPLETE = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
+    .values(
+        status=RenderStatus.COMPLETE,
+        progress=1.0,
+        output_url=sa.bindparam("url"),
+        output_size_bytes=sa.bindparam("size"),
+        cost_usd=sa.bindparam("cost"),
+        completed_at=_now,
+        last_polled_at=_now,
+        updated_at=_now,
+    )
+)
+_FAIL_RENDERING = (
+    sa.update(_table)
+    .where(_c.id == sa.bindparam("rid"), _status_is(RenderStatus.RENDERING))
+    .values(
+        status=RenderStatus.FAILED,
+        error_code=sa.bindparam("code"),
+        error_message=sa.bindparam("message"),
+        cost_usd=sa.func.coalesce(sa.bindparam("cost", type_=sa.Float), _c.cost_usd),
+        completed_at=_now,
+        last_polled_at=_now,
+        updated_at=_now,
+    )
+)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) -> None:
+    """Store a batch of (render id, progress, cost) readings in one executemany UPDATE.
+
+    A sweep reads every render in flight; one statement per batch instead of one per render
+    is what keeps the database from being the ceiling of a 10,000-render sweep.
+    """
+    if not readings:
+        return
+    now = utcnow()
+    rows = [
+        {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost, "now": now}
+        for rid, progress, cost in readings
+    ]
+    with single_statement() as conn:  # each reading stands alone: no transaction around them
+        conn.execute(_PROGRESS, rows)
+
+
+class Completion(NamedTuple):
+    render_id: str
+    output_url: str
+    output_size_bytes: int | None
+    cost_usd: float | None
+
+
+class Failure(NamedTuple):
+    render_id: str
+    code: str
+    message: str
+    cost_usd: float | None
+
+
+def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) -> set[str]:
+    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch, in one
+    transaction; every UPDATE is still guarded by ``status = 'rendering'``. Returns the ids
+    this call moved (a render another process moved first is left alone)."""
+    if not completions and not failures:
+        return set()
+    now = utcnow()
+    moved: set[str] = set()
+    with get_engine().begin() as conn:
+        for done in completions:
+            params = {
+                "rid": done.render_id,
+                "url": done.output_url,
+                "size": done.output_size_bytes,
+                "cost": done.cost_usd,
+                "now": now,
+            }
+            if conn.execute(_COMPLETE, params).rowcount:
+                moved.add(done.render_id)
+        for failed in failures:
+            params = {
+                "rid": failed.render_id,
+                "code": failed.code,
+                "message": failed.message[:4000],
+                "cost": failed.cost_usd,
+                "now": now,
+            }
+            if conn.execute(_FAIL_RENDERING, params).rowcount:
+                moved.add(failed.render_id)
+    return moved
+
+
+def record_poll_failure(render_id: str) -> int | None:
+    """Count a failed progress call; returns the new consecutive-failure count."""
+    row = _cas(
+        render_id,
+        RenderStatus.RENDERING,
+        None,
+        {"poll_failures": Render.poll_failures + 1, "last_polled_at": utcnow()},
+    )
+    return None if row is None else row.poll_failures
+
+
+def rendering_ids(due_before: datetime | None = None) -> list[str]:
+    """Renders to poll, least recently polled first.
+
+    With ``due_before``, only those last polled (or, never polled, started) at or before it:
+    each sweep then polls the renders that have waited an interval, not all of them at once.
+    """
+    last_seen = sa.func.coalesce(col(Render.last_polled_at), col(Render.started_at))
+    stmt = select(Render.id).where(Render.status == RenderStatus.RENDERING)
+    if due_before is not None:
+        stmt = stmt.where(sa.or_(last_seen <= due_before, last_seen.is_(None)))
+    stmt = stmt.order_by(col(Render.last_polled_at).is_not(None), col(Render.last_polled_at))
+    with Session(get_engine()) as session:
+        return list(session.exec(stmt))
+
+
+class PollTarget(NamedTuple):
+    """What a poll needs of a render in flight (a plain row: polls are the other hot path)."""
+
+    id: str
+    user_id: str
+    lambda_render_id: str | None
+    lambda_bucket: str | None
+    started_at: datetime | None
+    throttle_restarts: int
+    rate_permit: str | None
+
+
+_POLL_TARGETS = sa.select(
+    _c.id,
+    _c.user_id,
+    _c.lambda_render_id,
+    _c.lambda_bucket,
+    _c.started_at,
+    _c.throttle_restarts,
+    _c.rate_permit,
+).where(_c.id.in_(sa.bindparam("ids", expanding=True)), _status_is(RenderStatus.RENDERING))
+
+
+def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
+    """The renders among ``render_ids`` that are still ``rendering``."""
+    ids = list(render_ids)
+    if not ids:
+        return []
+    with get_engine().connect() as conn:
+        return [PollTarget(*row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
