@@ -97,9 +97,15 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
     settings = settings or get_settings()
     if structlog.is_configured() and not force:
         return
-    for secret in (settings.remotion_aws_access_key_id, settings.remotion_aws_secret_access_key):
+    for secret in (
+        settings.remotion_aws_access_key_id,
+        settings.remotion_aws_secret_access_key,
+        settings.notify_signing_secret,
+    ):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    for webhook_secret in settings.webhook_secrets():
+        register_secret(webhook_secret)
 
     console = _wants_console(settings)
     shared_processors: list[Any] = [

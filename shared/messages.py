@@ -22,6 +22,9 @@ START_RENDER = "start_render"
 POLL_TICK = "poll_tick"
 POLL_BATCH = "poll_batch"
 RECONCILE = "reconcile"
+CANCEL_RENDER = "cancel_render"
+DELIVER_EVENTS = "deliver_events"
+DELIVER_DUE = "deliver_due"
 
 
 def new_message(
@@ -41,6 +44,18 @@ def new_message(
 def start_render_message(payload: dict[str, Any], settings: Settings | None = None) -> Message[Any]:
     settings = settings or get_settings()
     return new_message(settings.start_queue, START_RENDER, [payload])
+
+
+def cancel_render_message(render_id: str, settings: Settings | None = None) -> Message[Any]:
+    """Stop a cancelled (or timed-out) render on Lambda. On the poll queue: its workers have
+    Lambda access and it never waits behind a backlog of starts."""
+    settings = settings or get_settings()
+    return new_message(settings.poll_queue, CANCEL_RENDER, [render_id])
+
+
+def deliver_events_message(event_ids: list[str], settings: Settings | None = None) -> Message[Any]:
+    settings = settings or get_settings()
+    return new_message(settings.notify_queue, DELIVER_EVENTS, [event_ids])
 
 
 def make_broker(

@@ -1,9 +1,11 @@
 """The ``render`` table and the vocabulary of its state machine.
 
 Field names here are a public contract: other services read ``id``, ``user_id``,
-``generation_id``, ``status``, ``progress``, ``output_url``, ``output_size_bytes``, ``cost_usd``,
-``error_code``, ``error_message``, ``attempts``, ``created_at``, ``started_at`` and
-``completed_at``. Columns after those are worker bookkeeping.
+``generation_id``, ``status`` (``pending``, ``rendering``, ``complete``, ``failed``,
+``cancelled``), ``progress``, ``output_url``, ``output_size_bytes``, ``cost_usd``,
+``error_code``, ``error_message``, ``cancel_reason``, ``attempts``, ``created_at``,
+``started_at`` and ``completed_at`` (set on every terminal state). Columns after those are
+worker bookkeeping. ``render_event`` is the outbox of notifications (``shared/events.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ class RenderStatus(StrEnum):
     RENDERING = "rendering"
     COMPLETE = "complete"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (RenderStatus.COMPLETE, RenderStatus.FAILED)
+        return self in (RenderStatus.COMPLETE, RenderStatus.FAILED, RenderStatus.CANCELLED)
 
 
 #: Every legal move. Anything else is a bug and raises ``IllegalTransition``.
@@ -42,6 +45,8 @@ LEGAL_TRANSITIONS: frozenset[tuple[RenderStatus, RenderStatus]] = frozenset(
         (RenderStatus.PENDING, RenderStatus.FAILED),  # bad input, or gave up starting
         (RenderStatus.FAILED, RenderStatus.PENDING),  # replay
         (RenderStatus.RENDERING, RenderStatus.PENDING),  # throttled inside Lambda: new attempt
+        (RenderStatus.PENDING, RenderStatus.CANCELLED),  # never starts
+        (RenderStatus.RENDERING, RenderStatus.CANCELLED),  # stopped on Lambda (cancel.json)
     }
 )
 
@@ -100,6 +105,9 @@ class Render(SQLModel, table=True):
     duration_in_frames: int
     codec: str = Field(default="h264", max_length=16)
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    #: Where the terminal event goes: ``{"queue_name", "actor_name"}`` of a Dramatiq actor.
+    notify: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    callback_url: str | None = Field(default=None, sa_type=sa.Text)
 
     # Results.
     output_url: str | None = Field(default=None, sa_type=sa.Text)
@@ -107,6 +115,8 @@ class Render(SQLModel, table=True):
     cost_usd: float | None = None
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, sa_type=sa.Text)
+    #: Why the render was cancelled (given by whoever cancelled it).
+    cancel_reason: str | None = Field(default=None, max_length=500)
     #: Earlier failures, oldest first, kept when a render is replayed: [{code, message, at}].
     error_history: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
     #: Lifecycles of this render: 1 when created, +1 per replay.
@@ -129,6 +139,9 @@ class Render(SQLModel, table=True):
     #: The rate-limit permit that paid for the running attempt (``<message id>:<random>``), so
     #: that an attempt Lambda throttled can give it back.
     rate_permit: str | None = Field(default=None, max_length=200)
+    #: When Remotion reported that a cancelled (or timed-out) render's functions stopped, or
+    #: the bound after which renderq stops waiting for that (its budget is released then).
+    stopped_at: datetime | None = None
     #: When the per-user rate limit lets this render start (shown while it waits).
     throttled_until: datetime | None = None
 
@@ -153,3 +166,48 @@ class UserLimit(SQLModel, table=True):
     render_rate_limit: str = Field(max_length=200)
     note: str | None = Field(default=None, max_length=500)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"  # to be delivered (now, or at next_attempt_at)
+    DELIVERED = "delivered"
+    DEAD = "dead"  # gave up after NOTIFY_MAX_ATTEMPTS; an operator can replay it
+
+
+class RenderEvent(SQLModel, table=True):
+    """The outbox: one row per terminal event and channel, written in the same transaction as
+    the terminal transition, so a crash between the two cannot lose an event."""
+
+    __tablename__ = "render_event"
+    __table_args__ = (
+        sa.Index("ix_render_event_due", "status", "next_attempt_at"),
+        sa.Index("ix_render_event_render", "render_id", "created_at"),
+        sa.UniqueConstraint("event_id", "channel", name="uq_render_event_channel"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    #: Stable across channels and deliveries: receivers deduplicate on it.
+    event_id: str = Field(max_length=64)
+    render_id: str = Field(max_length=64)
+    #: ``render.complete``, ``render.failed`` or ``render.cancelled``.
+    type: str = Field(max_length=32)
+    #: ``dramatiq`` (a message to the render's ``notify`` actor) or ``http`` (``callback_url``).
+    channel: str = Field(max_length=16)
+    #: ``<queue>:<actor>`` or the callback URL.
+    target: str = Field(sa_type=sa.Text)
+    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    status: EventStatus = Field(
+        default=EventStatus.PENDING,
+        sa_type=sa.Enum(
+            EventStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+            validate_strings=True,
+        ),
+    )
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

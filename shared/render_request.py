@@ -35,6 +35,19 @@ CompositionId = Annotated[
     str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9\-\u4e00-\u9fff]+$")
 ]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
+#: Dramatiq queue and actor names: what ``dramatiq.Actor`` accepts for either.
+DramatiqName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+]
+
+
+class NotifyActor(BaseModel):
+    """A Dramatiq actor that receives the render's terminal event (``docs/events.md``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue_name: DramatiqName
+    actor_name: DramatiqName
 
 
 class RenderRequest(BaseModel):
@@ -55,12 +68,20 @@ class RenderRequest(BaseModel):
     codec: Codec = "h264"
     #: Repeating a request with the same key returns the first render and enqueues nothing.
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    #: Send the terminal event (complete, failed, cancelled) to this Dramatiq actor.
+    notify: NotifyActor | None = None
+    #: POST the terminal event here, signed per Standard Webhooks. https, or http only to the
+    #: hosts ``CALLBACK_ALLOWED_HOSTS`` names; never an internal address unless allowed.
+    callback_url: Annotated[str, StringConstraints(min_length=8, max_length=2000)] | None = None
 
     @classmethod
     def from_attributes(cls, source: object) -> RenderRequest:
         """The request held by an object that was validated before (a stored row, a claim, a
         parsed message): copied without validating it again."""
-        return cls.model_construct(**{name: getattr(source, name) for name in cls.model_fields})
+        values = {name: getattr(source, name) for name in cls.model_fields}
+        if isinstance(values.get("notify"), dict):  # stored as JSON on the row
+            values["notify"] = NotifyActor.model_construct(**values["notify"])
+        return cls.model_construct(**values)
 
 
 class RenderMessage(RenderRequest):

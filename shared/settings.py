@@ -99,6 +99,54 @@ class Settings(BaseSettings):
     #: new attempt before it fails with ``lambda_throttled``.
     max_throttle_restarts: int = 5
 
+    # --- events: Remotion's webhooks in, cancellation, notifications out (docs/events.md) ------
+    #: Where Remotion POSTs a render's success/error/timeout webhook: the web process's
+    #: ``/webhooks/remotion`` as reachable from AWS. Unset: no webhooks, polling only.
+    remotion_webhook_url: str | None = None
+    #: Signs Remotion's webhooks (HMAC-SHA512); sent to Remotion with every start, never logged.
+    remotion_webhook_secret: SecretStr | None = None
+    #: Comma-separated secrets still accepted while a rotation is under way (renders started
+    #: before it keep signing with the old one); not used for new starts.
+    remotion_webhook_previous_secrets: SecretStr | None = None
+    #: Largest webhook body accepted; anything bigger is answered 413 unread.
+    webhook_max_body_bytes: int = 1024 * 1024
+    #: With webhooks configured, still poll every ``POLL_INTERVAL_S`` to show progress; off,
+    #: renders are polled only every ``SAFETY_POLL_INTERVAL_S`` (a lost webhook is caught then).
+    poll_progress_with_webhooks: bool = False
+    #: Seconds between two progress calls for a render while webhooks report its end.
+    safety_poll_interval_s: float = 30.0
+    #: Start every render with ``enableCancellation`` (one S3 HEAD per second per renderer:
+    #: about $0.0001 per render at S3's request price; see docs/events.md). Off, a render
+    #: cannot be stopped once started, and RENDER_TIMEOUT_S no longer stops billing.
+    remotion_enable_cancellation: bool = True
+    #: A cancelled render's Lambda budget is released when Remotion reports it stopped, or at
+    #: the latest this many seconds after the cancel.
+    cancel_stop_bound_s: float = 60.0
+    #: renderq's queue for delivering notification events to producers.
+    notify_queue: str = "render-events"
+    #: Standard Webhooks signing secret for callbacks (``whsec_`` + base64); required when a
+    #: render names a ``callback_url``; never logged.
+    notify_signing_secret: SecretStr | None = None
+    #: Delivery attempts per event and channel before it is dead-lettered (with the backoff
+    #: below, 12 attempts span about 7 hours).
+    notify_max_attempts: int = 12
+    notify_backoff_base_s: float = 10.0
+    notify_backoff_max_s: float = 3_600.0
+    #: Seconds a callback may take to answer.
+    notify_timeout_s: float = 10.0
+    #: Seconds between sweeps for due deliveries (retries, and events a crash left unsent).
+    notify_sweep_interval_s: float = 5.0
+    #: Comma-separated hosts a ``callback_url`` may name despite the rules (http, internal).
+    callback_allowed_hosts: str = ""
+    #: Allow callbacks to internal addresses at all (a closed network of trusted producers).
+    callback_allow_private: bool = False
+
+    # --- the web process ------------------------------------------------------------------------
+    web_host: str = "0.0.0.0"
+    web_port: int = 8000
+    #: Seconds in-flight requests get to finish on SIGTERM.
+    web_graceful_timeout_s: float = 20.0
+
     # --- render limits (see shared/render_limits.py) -----------------------------------------
     #: Longest side in pixels; with ``max_short_side`` this is "1080p in either orientation".
     max_long_side: int = 1920
@@ -235,6 +283,27 @@ class Settings(BaseSettings):
         could start the render again while the first call is still in flight.
         """
         return self.lambda_connect_timeout_s + self.lambda_read_timeout_s + self.claim_margin_s
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return bool(self.remotion_webhook_url and self.remotion_webhook_secret)
+
+    @property
+    def effective_poll_interval_s(self) -> float:
+        """How often a render in flight is polled: every ``POLL_INTERVAL_S``, or only every
+        ``SAFETY_POLL_INTERVAL_S`` when webhooks report the end and progress is not wanted."""
+        if self.webhooks_enabled and not self.poll_progress_with_webhooks:
+            return max(self.poll_interval_s, self.safety_poll_interval_s)
+        return self.poll_interval_s
+
+    def webhook_secrets(self) -> list[str]:
+        """The secrets a Remotion webhook may be signed with: the current one first."""
+        secrets = [self.remotion_webhook_secret] if self.remotion_webhook_secret else []
+        previous = self.remotion_webhook_previous_secrets
+        values = [s.get_secret_value() for s in secrets]
+        if previous is not None:
+            values += [v.strip() for v in previous.get_secret_value().split(",") if v.strip()]
+        return values
 
     @property
     def sweep_every_s(self) -> float:

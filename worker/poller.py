@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
+import dramatiq
 import structlog
 
 from shared import repository
@@ -28,12 +29,11 @@ from shared.per_process import PerProcess
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
-from worker import metrics
+from worker import metrics, outcomes
 from worker.failpoints import failpoint
 from worker.lambda_budget import get_budget
 from worker.lambda_client import RenderProgress, get_lambda
 from worker.lambda_errors import FatalKind, LambdaError
-from worker.restarts import restart_throttled
 from worker.slots import claim_poll_slot
 
 log = get_logger(__name__)
@@ -59,7 +59,7 @@ def plan_sweep() -> list[list[str]]:
     """
     settings = get_settings()
     half_tick = settings.sweep_every_s / 2
-    due_before = utcnow() - timedelta(seconds=settings.poll_interval_s - half_tick)
+    due_before = utcnow() - timedelta(seconds=settings.effective_poll_interval_s - half_tick)
     ids = repository.rendering_ids(due_before=due_before)
     size = max(1, settings.poll_batch_size)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -258,17 +258,15 @@ def _read(render: repository.PollTarget, context: dict[str, object]) -> _Result:
 
 
 def _apply(results: list[_Result]) -> dict[str, int]:
+    """Turn what the pool threads read into outcomes (``worker.outcomes`` acts on them)."""
     settings = get_settings()
-    outcomes: Counter[str] = Counter()
-    readings: list[Reading] = []
-    completions: list[repository.Completion] = []
-    failures: list[repository.Failure] = []
-    throttled: list[tuple[repository.PollTarget, str]] = []
+    counts: Counter[str] = Counter()
+    reports: list[tuple[repository.PollTarget, outcomes.Outcome]] = []
     for result in results:
         render, progress = result.render, result.progress
         if result.timed_out:
             message = f"not done {settings.render_timeout_s:g}s after it started (RENDER_TIMEOUT_S)"
-            failures.append(repository.Failure(render.id, ErrorCode.TIMEOUT, message, None))
+            reports.append((render, outcomes.GaveUp(ErrorCode.TIMEOUT, message)))
         elif result.error is not None:
             count = repository.record_poll_failure(render.id)
             log.warning(
@@ -280,77 +278,24 @@ def _apply(results: list[_Result]) -> dict[str, int]:
             )
             if count is not None and count >= settings.max_poll_failures:
                 message = f"progress unreadable for {count} polls; last error: {result.error}"
-                failures.append(repository.Failure(render.id, ErrorCode.POLL_FAILED, message, None))
+                reports.append((render, outcomes.GaveUp(ErrorCode.POLL_FAILED, message)))
             else:
-                outcomes["poll_error"] += 1
+                counts["poll_error"] += 1
         elif progress is None:
             continue
         elif progress.fatal_error:
-            kind = progress.fatal_kind
-            if kind is FatalKind.THROTTLED:
-                if render.throttle_restarts < settings.max_throttle_restarts:
-                    throttled.append((render, progress.fatal_error))
-                    continue
-                code = ErrorCode.LAMBDA_THROTTLED
-                message = (
-                    f"throttled inside Lambda {render.throttle_restarts + 1} times "
-                    f"(MAX_THROTTLE_RESTARTS); last: {progress.fatal_error}"
-                )
-            else:
-                code = ErrorCode.TIMEOUT if kind is FatalKind.TIMEOUT else ErrorCode.RENDER_ERROR
-                message = progress.fatal_error
-            failures.append(repository.Failure(render.id, code, message, progress.cost_usd))
+            kind = progress.fatal_kind or FatalKind.RENDER
+            reports.append((render, outcomes.Ended(kind, progress.fatal_error, progress.cost_usd)))
         elif progress.done and progress.output_url:
-            completions.append(
-                repository.Completion(
-                    render.id, progress.output_url, progress.output_size_bytes, progress.cost_usd
-                )
+            completed = outcomes.Completed(
+                progress.output_url, progress.output_size_bytes, progress.cost_usd
             )
+            reports.append((render, completed))
         else:
             if progress.done:
                 log.warning(
                     "render done without an output file; polling again", render_id=render.id
                 )
-            readings.append((render.id, progress.overall, progress.cost_usd))
-            outcomes["in_progress"] += 1
-    repository.record_progress_many(readings)
-    moved = repository.finish_many(completions, failures)
-    by_id = {r.render.id: r.render for r in results}
-    for done in completions:
-        if done.render_id not in moved:
-            outcomes["raced"] += 1
-            continue
-        outcomes["completed"] += 1
-        metrics.transition("rendering", "complete")
-        metrics.cost(done.cost_usd)
-        render = by_id[done.render_id]
-        log.info(
-            "render complete",
-            render_id=render.id,
-            user_id=render.user_id,
-            output_url=done.output_url,
-            cost_usd=done.cost_usd,
-            seconds=round((utcnow() - render.started_at).total_seconds(), 3)
-            if render.started_at
-            else None,
-        )
-    for failed in failures:
-        if failed.render_id not in moved:
-            outcomes["raced"] += 1
-            continue
-        outcomes["timed_out" if failed.code == ErrorCode.TIMEOUT else "failed"] += 1
-        metrics.transition("rendering", "failed", failed.code)
-        metrics.cost(failed.cost_usd)
-        log.warning(
-            "render failed",
-            render_id=failed.render_id,
-            user_id=by_id[failed.render_id].user_id,
-            error_code=failed.code,
-            error=failed.message,
-        )
-    restarted = restart_throttled(throttled)
-    outcomes["restarted"] += len(restarted)
-    outcomes["raced"] += len(throttled) - len(restarted)
-    if moved or restarted:
-        get_budget().release_many([*moved, *restarted])
-    return {k: v for k, v in outcomes.items() if v}
+            reports.append((render, outcomes.Progressed(progress.overall, progress.cost_usd)))
+    counts.update(outcomes.apply(dramatiq.get_broker(), reports))
+    return dict(counts)

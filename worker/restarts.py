@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import dramatiq
+from dramatiq import Broker
 
 from shared import repository
 from shared.errors import IllegalTransition
@@ -30,10 +30,11 @@ from worker.defer import backoff_ms
 log = get_logger(__name__)
 
 
-def restart_throttled(renders: Sequence[tuple[repository.PollTarget, str]]) -> list[str]:
+def restart_throttled(
+    broker: Broker, renders: Sequence[tuple[repository.PollTarget, str]]
+) -> list[str]:
     """Start every (render, Remotion's message) again as a new attempt; returns the ids moved
     (a render another process moved first is left alone)."""
-    broker = dramatiq.get_broker()
     moved = []
     for target, message in renders:
         try:

@@ -17,10 +17,12 @@ from shared.repository.polls import (
     Failure,
     PollTarget,
     finish_many,
+    mark_stopped,
     poll_targets,
     record_poll_failure,
     record_progress_many,
     rendering_ids,
+    touch_stopping,
 )
 from shared.repository.queries import claim_states, count_in_flight, latest_bucket, stale_pending
 from shared.repository.starts import (
@@ -30,13 +32,22 @@ from shared.repository.starts import (
     release_claim,
     set_throttled_until,
 )
-from shared.repository.transitions import fail, replay, restart_throttled, transition
+from shared.repository.transitions import (
+    attach_to_cancelled,
+    cancel,
+    fail,
+    replay,
+    restart_throttled,
+    transition,
+)
 
 __all__ = [
     "Claim",
     "Completion",
     "Failure",
     "PollTarget",
+    "attach_to_cancelled",
+    "cancel",
     "claim_start",
     "claim_states",
     "count_in_flight",
@@ -46,6 +57,7 @@ __all__ = [
     "insert_pending_many",
     "latest_bucket",
     "mark_rendering",
+    "mark_stopped",
     "out_name",
     "poll_targets",
     "record_poll_failure",
@@ -56,5 +68,6 @@ __all__ = [
     "restart_throttled",
     "set_throttled_until",
     "stale_pending",
+    "touch_stopping",
     "transition",
 ]

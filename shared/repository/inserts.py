@@ -38,6 +38,8 @@ def _row_values(render_id: str, request: RenderRequest, now: datetime) -> dict[s
         "duration_in_frames": request.duration_in_frames,
         "codec": request.codec,
         "idempotency_key": request.idempotency_key,
+        "notify": request.notify.model_dump() if request.notify else None,
+        "callback_url": request.callback_url,
         "error_history": [],
         "attempts": 1,
         "out_name": out_name(render_id, 1, request.codec),

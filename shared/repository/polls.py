@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from shared import events
 from shared.db import get_engine, single_statement
 from shared.models import Render, RenderStatus, utcnow
 from shared.repository.table import _c, _now, _status_is, _table
@@ -39,6 +40,7 @@ _COMPLETE = (
         last_polled_at=_now,
         updated_at=_now,
     )
+    .returning(*events.RETURNING)
 )
 _FAIL_RENDERING = (
     sa.update(_table)
@@ -52,6 +54,7 @@ _FAIL_RENDERING = (
         last_polled_at=_now,
         updated_at=_now,
     )
+    .returning(*events.RETURNING)
 )
 
 
@@ -90,13 +93,15 @@ class Failure(NamedTuple):
 
 
 def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) -> set[str]:
-    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch, in one
-    transaction; every UPDATE is still guarded by ``status = 'rendering'``. Returns the ids
-    this call moved (a render another process moved first is left alone)."""
+    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch (or a webhook),
+    in one transaction with their notification events; every UPDATE is still guarded by
+    ``status = 'rendering'``. Returns the ids this call moved (a render another process moved
+    first is left alone)."""
     if not completions and not failures:
         return set()
     now = utcnow()
     moved: set[str] = set()
+    terminal: list[Any] = []
     with get_engine().begin() as conn:
         for done in completions:
             params = {
@@ -106,8 +111,9 @@ def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) 
                 "cost": done.cost_usd,
                 "now": now,
             }
-            if conn.execute(_COMPLETE, params).rowcount:
+            if row := conn.execute(_COMPLETE, params).mappings().first():
                 moved.add(done.render_id)
+                terminal.append(row)
         for failed in failures:
             params = {
                 "rid": failed.render_id,
@@ -116,8 +122,11 @@ def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) 
                 "cost": failed.cost_usd,
                 "now": now,
             }
-            if conn.execute(_FAIL_RENDERING, params).rowcount:
+            if row := conn.execute(_FAIL_RENDERING, params).mappings().first():
                 moved.add(failed.render_id)
+                terminal.append(row)
+        recorded = events.record(conn, terminal)
+    events.announce(recorded)
     return moved
 
 
@@ -133,18 +142,29 @@ def record_poll_failure(render_id: str) -> int | None:
 
 
 def rendering_ids(due_before: datetime | None = None) -> list[str]:
-    """Renders to poll, least recently polled first.
+    """Renders to poll, least recently polled first: every ``rendering`` one, and cancelled
+    ones whose functions have not been seen to stop yet (their budget is held until then).
 
     With ``due_before``, only those last polled (or, never polled, started) at or before it:
     each sweep then polls the renders that have waited an interval, not all of them at once.
     """
     last_seen = sa.func.coalesce(col(Render.last_polled_at), col(Render.started_at))
-    stmt = select(Render.id).where(Render.status == RenderStatus.RENDERING)
-    if due_before is not None:
-        stmt = stmt.where(sa.or_(last_seen <= due_before, last_seen.is_(None)))
-    stmt = stmt.order_by(col(Render.last_polled_at).is_not(None), col(Render.last_polled_at))
+    in_flight = select(Render.id, col(Render.last_polled_at)).where(
+        Render.status == RenderStatus.RENDERING
+    )
+    stopping = select(Render.id, col(Render.last_polled_at)).where(
+        Render.status == RenderStatus.CANCELLED,
+        col(Render.stopped_at).is_(None),
+        col(Render.lambda_render_id).is_not(None),
+    )
+    ids: list[tuple[str, datetime | None]] = []
     with Session(get_engine()) as session:
-        return list(session.exec(stmt))
+        for stmt in (in_flight, stopping):
+            if due_before is not None:
+                stmt = stmt.where(sa.or_(last_seen <= due_before, last_seen.is_(None)))
+            ids += [(rid, polled) for rid, polled in session.exec(stmt)]
+    ids.sort(key=lambda item: (item[1] is not None, item[1] or datetime.min))
+    return [rid for rid, _ in ids]
 
 
 class PollTarget(NamedTuple):
@@ -152,6 +172,8 @@ class PollTarget(NamedTuple):
 
     id: str
     user_id: str
+    status: str
+    attempts: int
     lambda_render_id: str | None
     lambda_bucket: str | None
     started_at: datetime | None
@@ -162,18 +184,58 @@ class PollTarget(NamedTuple):
 _POLL_TARGETS = sa.select(
     _c.id,
     _c.user_id,
+    _c.status,
+    _c.attempts,
     _c.lambda_render_id,
     _c.lambda_bucket,
     _c.started_at,
     _c.throttle_restarts,
     _c.rate_permit,
-).where(_c.id.in_(sa.bindparam("ids", expanding=True)), _status_is(RenderStatus.RENDERING))
+).where(
+    _c.id.in_(sa.bindparam("ids", expanding=True)),
+    sa.or_(
+        _status_is(RenderStatus.RENDERING),
+        sa.and_(_status_is(RenderStatus.CANCELLED), _c.stopped_at.is_(None)),
+    ),
+)
 
 
 def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
-    """The renders among ``render_ids`` that are still ``rendering``."""
+    """The renders among ``render_ids`` that are still ``rendering``, or cancelled and not
+    seen to stop yet."""
     ids = list(render_ids)
     if not ids:
         return []
     with get_engine().connect() as conn:
         return [PollTarget(*row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
+
+
+_STOPPED = (
+    sa.update(_table)
+    .where(
+        _c.id.in_(sa.bindparam("ids", expanding=True)),
+        _c.status.in_([RenderStatus.CANCELLED.value, RenderStatus.FAILED.value]),
+        _c.stopped_at.is_(None),
+    )
+    .values(stopped_at=_now, last_polled_at=_now, updated_at=_now)
+)
+_STILL_STOPPING = (
+    sa.update(_table)
+    .where(_c.id.in_(sa.bindparam("ids", expanding=True)), _c.stopped_at.is_(None))
+    .values(last_polled_at=_now)
+)
+
+
+def mark_stopped(render_ids: Sequence[str]) -> None:
+    """Remotion reported that these cancelled renders' functions stopped (or renderq stopped
+    waiting for that): their budget may go."""
+    if render_ids:
+        with single_statement() as conn:
+            conn.execute(_STOPPED, {"ids": list(render_ids), "now": utcnow()})
+
+
+def touch_stopping(render_ids: Sequence[str]) -> None:
+    """Cancelled renders still running on Lambda were polled: due again in an interval."""
+    if render_ids:
+        with single_statement() as conn:
+            conn.execute(_STILL_STOPPING, {"ids": list(render_ids), "now": utcnow()})

@@ -43,6 +43,8 @@ _CLAIM_CORE = (
         _c.duration_in_frames,
         _c.codec,
         _c.idempotency_key,
+        _c.notify,
+        _c.callback_url,
         _c.out_name,
         _c.start_requests,
         _c.created_at,
@@ -66,6 +68,8 @@ class Claim:
     duration_in_frames: int
     codec: str
     idempotency_key: str | None
+    notify: dict[str, Any] | None
+    callback_url: str | None
     out_name: str
     start_requests: int
     created_at: datetime

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from shared import events
 from shared.db import get_engine, session_scope
 from shared.errors import IllegalTransition, RenderNotFound
 from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
@@ -31,9 +32,17 @@ def _cas(
         .returning(Render)
         .execution_options(synchronize_session=False)
     )
+    recorded: list[str] = []
     with session_scope() as session:
         row = session.execute(stmt).scalars().first()
+        if row is not None and to_status is not None and to_status.terminal:
+            recorded = events.record(session.connection(), [_event_fields(row)])
+    events.announce(recorded)
     return row
+
+
+def _event_fields(row: Render) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in events.RETURNING}
 
 
 def _current_status(render_id: str) -> str | None:
@@ -149,3 +158,45 @@ def restart_throttled(render_id: str, code: str, message: str) -> Render:
         failure,
         throttle_restarts=row.throttle_restarts + 1,
     )
+
+
+def cancel(render_id: str, reason: str | None) -> tuple[Render, bool]:
+    """``pending|rendering -> cancelled``; returns the row and whether it was rendering (then
+    its functions must be stopped on Lambda). Already cancelled: the row, False. Complete or
+    failed: ``IllegalTransition`` (exactly one terminal state wins a race)."""
+    for _ in range(3):  # the render may move pending -> rendering between the read and the write
+        row = _load(render_id)
+        if row.status == RenderStatus.CANCELLED:
+            return row, False
+        if row.status not in (RenderStatus.PENDING, RenderStatus.RENDERING):
+            raise IllegalTransition(render_id, row.status, RenderStatus.CANCELLED, row.status)
+        try:
+            moved = transition(
+                render_id,
+                row.status,
+                RenderStatus.CANCELLED,
+                cancel_reason=(reason or "cancelled")[:500],
+                completed_at=utcnow(),
+                claim_token=None,
+                claim_expires_at=None,
+                throttled_until=None,
+            )
+        except IllegalTransition:
+            continue
+        return moved, row.status == RenderStatus.RENDERING
+    raise IllegalTransition(
+        render_id, row.status, RenderStatus.CANCELLED, _current_status(render_id)
+    )
+
+
+def attach_to_cancelled(render_id: str, lambda_render_id: str, lambda_bucket: str) -> bool:
+    """A start finished after the render was cancelled: keep the Lambda ids on the cancelled
+    row, so it can be stopped and its budget held until it is."""
+    row = _cas(
+        render_id,
+        RenderStatus.CANCELLED,
+        None,
+        {"lambda_render_id": lambda_render_id, "lambda_bucket": lambda_bucket},
+        col(Render.lambda_render_id).is_(None),
+    )
+    return row is not None
