@@ -17,18 +17,17 @@ replay failed, 2 on bad usage (or no confirmation). The last line is a summary f
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlmodel import Session, col, select
+from sqlmodel import col
 
+from scripts.selection import add_selection, check_selection, confirmed, select_renders
 from shared import repository
-from shared.db import get_engine
 from shared.errors import IllegalTransition
 from shared.log import configure_logging, get_logger
 from shared.messages import enqueue_many, producer_broker, start_render_message
@@ -38,39 +37,17 @@ from shared.producer import message_payload
 log = get_logger("replay_failed")
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 200)
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(value: str) -> datetime:
-    """``2h``, ``30m``, ``1d`` ago, or an ISO 8601 timestamp (UTC if no offset is given)."""
-    match = _RELATIVE.match(value.strip())
-    if match:
-        return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--since {value!r}: use e.g. 2h, 30m, 1d or 2026-11-26T10:00:00"
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
 
 def select_failed(args: argparse.Namespace) -> list[Render]:
-    stmt = select(Render).where(Render.status == RenderStatus.FAILED)
-    if args.render_id:
-        stmt = stmt.where(col(Render.id).in_(args.render_id))
-    if args.user:
-        stmt = stmt.where(Render.user_id == args.user)
-    if args.generation:
-        stmt = stmt.where(Render.generation_id == args.generation)
-    if args.since:
-        stmt = stmt.where(col(Render.completed_at) >= args.since)
+    conditions: list[Any] = [Render.status == RenderStatus.FAILED]
     if args.error_code:
-        stmt = stmt.where(col(Render.error_code).in_(args.error_code))
-    stmt = stmt.order_by(col(Render.completed_at), col(Render.id)).limit(args.limit)
-    with Session(get_engine()) as session:
-        return list(session.exec(stmt))
+        conditions.append(col(Render.error_code).in_(args.error_code))
+    return select_renders(
+        args,
+        *conditions,
+        since_column=col(Render.completed_at),
+        order_by=col(Render.completed_at),
+    )
 
 
 def skip_reason(render: Render, force: bool) -> str | None:
@@ -155,20 +132,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m scripts.replay_failed",
         description="Replay failed renders (failed -> pending, enqueued once).",
     )
-    parser.add_argument("--render-id", action="append", default=[], help="repeatable")
-    parser.add_argument("--user", help="only this user's renders")
-    parser.add_argument("--generation", help="only this generation's renders")
-    parser.add_argument("--since", type=parse_since, help="failed since: 2h, 1d, or ISO time")
+    add_selection(parser, since_help="failed since: 2h, 1d, or ISO time")
     parser.add_argument("--error-code", action="append", default=[], help="repeatable")
-    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    parser.add_argument("--dry-run", action="store_true", help="show what would be replayed")
-    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
         "--force", action="store_true", help="also replay failures a replay cannot fix"
     )
     args = parser.parse_args(argv)
-    if args.limit < 1:
-        parser.error("--limit must be at least 1")
+    check_selection(parser, args)
     return args
 
 
@@ -184,15 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print(outcome.summary(dry_run=True))
         return 0
     to_replay = [r for r in selected if not skip_reason(r, args.force)]
-    if to_replay and not args.yes:
-        if not sys.stdin.isatty():
-            print("refusing to replay without confirmation: pass --yes", file=sys.stderr)
-            print(Outcome(selected=len(selected)).summary(dry_run=False))
-            return 2
-        answer = input(f"Replay {len(to_replay)} render(s)? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print(Outcome(selected=len(selected)).summary(dry_run=False))
-            return 2
+    if to_replay and not confirmed(args, f"Replay {len(to_replay)} render(s)?"):
+        print(Outcome(selected=len(selected)).summary(dry_run=False))
+        return 2
     outcome = replay(selected, args.force)
     print(outcome.summary(dry_run=False))
     return 1 if outcome.errors else 0

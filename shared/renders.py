@@ -1,7 +1,9 @@
-"""Read-only render queries: what other services and UIs call.
+"""What other services and UIs call about renders: queries, and ``cancel``.
 
-These never change state (that is ``shared.repository``, for workers only). They return
-``Render`` objects detached from any session, so ``render.model_dump(mode="json")`` works.
+The queries never change state (that is ``shared.repository``). They return ``Render``
+objects detached from any session, so ``render.model_dump(mode="json")`` works. ``cancel`` is
+the one change a producer may ask for: it needs no AWS credentials (a worker stops the
+render on Lambda).
 """
 
 from __future__ import annotations
@@ -69,3 +71,17 @@ def get_many(render_ids: Sequence[str]) -> list[Render]:
         return []
     with Session(get_engine()) as session:
         return list(session.exec(select(Render).where(col(Render.id).in_(render_ids))))
+
+
+def cancel(render_id: str, reason: str | None = None) -> Render:
+    """Cancel a render: a pending one never starts (its message becomes a no-op), a rendering
+    one is stopped on Lambda by a worker. Returns the render, now ``cancelled``; cancelling a
+    cancelled render returns it unchanged. Raises ``RenderNotFound``, or ``IllegalTransition``
+    for a render that is already complete or failed (exactly one terminal state wins)."""
+    from shared import repository
+    from shared.messages import cancel_render_message, producer_broker
+
+    render, was_rendering = repository.cancel(render_id, reason)
+    if was_rendering:
+        producer_broker().enqueue(cancel_render_message(render_id))
+    return render

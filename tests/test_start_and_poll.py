@@ -130,7 +130,13 @@ def test_invalid_message_naming_a_render_fails_it(sqlite_db, emulator):
 def test_invalid_message_without_a_render_is_poison(sqlite_db, emulator, payload):
     with pytest.raises(start.PoisonMessage):
         start.start_render(payload, "m")
-    assert renders.count_by_status() == {"pending": 0, "rendering": 0, "complete": 0, "failed": 0, "cancelled": 0}
+    assert renders.count_by_status() == {
+        "pending": 0,
+        "rendering": 0,
+        "complete": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
 
 def test_foreign_message_over_limits_fails_without_reaching_lambda(sqlite_db, emulator):

@@ -176,7 +176,13 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
     now = known_state["now"]
     assert timedelta(0) <= iso(doc["generated_at"]) - now < timedelta(seconds=30)
     assert doc["namespace"] == namespace
-    assert doc["counts"] == {"pending": 5, "rendering": 2, "complete": 1, "failed": 4, "cancelled": 0}
+    assert doc["counts"] == {
+        "pending": 5,
+        "rendering": 2,
+        "complete": 1,
+        "failed": 4,
+        "cancelled": 0,
+    }
 
     older, newer = known_state["rendering"]
     assert [r["id"] for r in doc["in_flight"]] == [older, newer]
@@ -268,7 +274,13 @@ def test_dashboard_shows_the_same_numbers(env, known_state):
 def test_empty_database(db, env):
     doc = status_json(env)
     assert abs(iso(doc["generated_at"]) - datetime.now(UTC)) < timedelta(seconds=30)
-    assert doc["counts"] == {"pending": 0, "rendering": 0, "complete": 0, "failed": 0, "cancelled": 0}
+    assert doc["counts"] == {
+        "pending": 0,
+        "rendering": 0,
+        "complete": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert doc["in_flight"] == [] and doc["throttled_users"] == []
     assert doc["pending"] == {"count": 0, "oldest_age_s": None, "throttled": 0}
     assert doc["last_sweep"] is None and doc["workers"] == []

@@ -15,9 +15,9 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from shared.log import get_logger
-from shared.messages import POLL_BATCH, POLL_TICK, RECONCILE, START_RENDER
+from shared.messages import CANCEL_RENDER, POLL_BATCH, POLL_TICK, RECONCILE, START_RENDER
 from shared.settings import get_settings
-from worker import metrics, poller, reconciler, slots, start
+from worker import cancellation, metrics, poller, reconciler, slots, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.delivery import Delivery
@@ -93,3 +93,10 @@ def reconcile(slot: int) -> None:
     requeued = reconciler.requeue_lost(broker)
     released = reconciler.release_stale_budget()
     log.info("reconciliation pass", slot=slot, requeued=requeued, budget_released=released)
+
+
+# Retried with Dramatiq's backoff: a transient S3 or Lambda error must not leave it billing.
+@dramatiq.actor(actor_name=CANCEL_RENDER, queue_name=_settings.poll_queue, max_retries=12)
+def cancel_render(render_id: str) -> None:
+    outcome = cancellation.stop_on_lambda(render_id)
+    log.info("cancel on lambda", render_id=render_id, outcome=outcome)

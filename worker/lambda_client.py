@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from remotion_lambda import RemotionClient, RenderMediaParams
-from remotion_lambda.models import PlayInBrowser, Privacy, ShouldDownload
+from remotion_lambda.models import PlayInBrowser, Privacy, ShouldDownload, Webhook
 from remotion_lambda.version import VERSION as CLIENT_VERSION
 
 from shared import aws
@@ -154,8 +154,19 @@ class RenderLambda:
         duration_in_frames: int,
         out_name: str,
         frames_per_lambda: int | None = None,
+        webhook_data: dict[str, Any] | None = None,
     ) -> StartedRender:
+        """Start a render. ``webhook_data`` is the webhook's ``customData`` (what the receiver
+        needs to find the render and its attempt), sent when webhooks are configured."""
         s = self.settings
+        webhook = None
+        if s.webhooks_enabled and webhook_data is not None:
+            assert s.remotion_webhook_url and s.remotion_webhook_secret  # webhooks_enabled
+            webhook = Webhook(
+                secret=s.remotion_webhook_secret.get_secret_value(),
+                url=s.remotion_webhook_url,
+                customData=webhook_data,
+            )
         download: PlayInBrowser | ShouldDownload = (
             ShouldDownload(type="download", fileName=out_name)
             if s.remotion_download_behavior == "download"
@@ -178,6 +189,8 @@ class RenderLambda:
             download_behavior=download,
             max_retries=s.remotion_max_retries,
             timeout_in_milliseconds=s.remotion_timeout_ms,
+            enable_cancellation=s.remotion_enable_cancellation,
+            webhook=webhook,
         )
         started = time.perf_counter()
         try:
@@ -235,6 +248,20 @@ class RenderLambda:
             fatal_error=fatal,
             fatal_kind=kind,
         )
+
+    def cancel(self, render_id: str, bucket: str) -> None:
+        """Ask Remotion to stop a render: Remotion's client reads its ``progress.json`` and
+        writes ``renders/<id>/cancel.json``, which every renderer checks once a second
+        (``docs/lambda/cancellation.mdx``). Raises ``LambdaRejected`` for a render started
+        without ``enableCancellation``."""
+        started = time.perf_counter()
+        try:
+            self._client.cancel_render_on_lambda(render_id, bucket)
+        except Exception as exc:
+            mapped = map_error(exc, is_start=False)
+            _observe("cancel", started, mapped)
+            raise mapped from exc
+        _observe("cancel", started, None)
 
     def info(self) -> str:
         """The Remotion version the function runs (its ``info`` routine, which every version

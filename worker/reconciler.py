@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 from dramatiq.brokers.redis import RedisBroker
 
@@ -94,26 +95,37 @@ def requeue_lost(broker: RedisBroker) -> int:
     return len(lost)
 
 
+def _stale(state: repository.HolderState | None, admitted_ms: int, now_ms: int) -> bool:
+    """Whether a budget holder no longer needs its Lambda functions."""
+    if state is None:
+        return True  # the render is gone
+    now = utcnow()
+    status = RenderStatus(state.status)
+    if status == RenderStatus.CANCELLED and state.lambda_render_id and state.stopped_at is None:
+        # Its functions run until they see cancel.json; the poller releases the budget when
+        # Remotion reports them stopped, this pass at the latest after CANCEL_STOP_BOUND_S.
+        bound = timedelta(seconds=get_settings().cancel_stop_bound_s)
+        return state.completed_at is None or now - state.completed_at > bound
+    if status.terminal:
+        return True
+    if status == RenderStatus.PENDING:
+        claim_live = state.claim_expires_at is not None and state.claim_expires_at > now
+        return not claim_live and now_ms - admitted_ms > ADMISSION_GRACE_MS
+    return False
+
+
 def release_stale_budget() -> int:
     """Give back budget held for renders that are no longer in flight; returns how many."""
     budget = get_budget()
     holders = budget.holders()
     if not holders:
         return 0
-    rows = repository.claim_states(holders)
+    states = repository.holder_states(holders)
     admitted = budget.admitted_at_ms(holders)
     now_ms = budget.redis_now_ms()
-    now = utcnow()
-    stale = []
-    for render_id in holders:
-        status, claim_expires_at = rows.get(render_id, (None, None))
-        if status is None or RenderStatus(status).terminal:
-            stale.append(render_id)
-        elif status == RenderStatus.PENDING:
-            claim_live = claim_expires_at is not None and claim_expires_at > now
-            if not claim_live and now_ms - admitted.get(render_id, 0) > ADMISSION_GRACE_MS:
-                stale.append(render_id)
+    stale = [rid for rid in holders if _stale(states.get(rid), admitted.get(rid, 0), now_ms)]
     if stale:
+        repository.mark_stopped(stale)  # cancelled ones stop being waited for
         budget.release_many(stale)
         log.info("released stale lambda budget", released=len(stale))
     return len(stale)

@@ -20,6 +20,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import dramatiq
 import structlog
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from shared import renders, repository
 from shared.errors import IllegalTransition, RenderqError
 from shared.log import get_logger
+from shared.messages import cancel_render_message
 from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
 from shared.render_request import RenderMessage, RenderRequest
@@ -226,6 +228,9 @@ def _start_on_lambda(claimed: Claim) -> StartedRender:
         duration_in_frames=claimed.duration_in_frames,
         out_name=claimed.out_name,
         frames_per_lambda=frames_per_lambda(claimed.duration_in_frames),
+        # What the webhook receiver needs to find the render and its attempt (ASCII, far
+        # below Remotion's 1,024-byte customData limit: validate-webhook.ts).
+        webhook_data={"render_id": claimed.id, "attempt": claimed.attempts},
     )
 
 
@@ -316,6 +321,9 @@ def _record_started(
             repository.mark_rendering(claimed.id, token, started.render_id, started.bucket, permit)
             break
         except IllegalTransition as exc:
+            if exc.actual == RenderStatus.CANCELLED:
+                _stop_cancelled(claimed, started)
+                return
             # The lease ran out and another worker took over: make it loud.
             log.error(
                 "lost the start claim after Lambda started the render",
@@ -337,6 +345,17 @@ def _record_started(
         out_name=claimed.out_name,
         functions=functions,
         budget_in_use=in_use,
+    )
+
+
+def _stop_cancelled(claimed: Claim, started: StartedRender) -> None:
+    """The render was cancelled while its start was on the way: it runs on Lambda now, so
+    keep its ids on the cancelled row (its budget stays held until it stops) and stop it."""
+    repository.attach_to_cancelled(claimed.id, started.render_id, started.bucket)
+    dramatiq.get_broker().enqueue(cancel_render_message(claimed.id))
+    log.warning(
+        "render cancelled while it started; stopping it on lambda",
+        lambda_render_id=started.render_id,
     )
 
 

@@ -24,7 +24,13 @@ from shared.repository.polls import (
     rendering_ids,
     touch_stopping,
 )
-from shared.repository.queries import claim_states, count_in_flight, latest_bucket, stale_pending
+from shared.repository.queries import (
+    HolderState,
+    count_in_flight,
+    holder_states,
+    latest_bucket,
+    stale_pending,
+)
 from shared.repository.starts import (
     Claim,
     claim_start,
@@ -45,14 +51,15 @@ __all__ = [
     "Claim",
     "Completion",
     "Failure",
+    "HolderState",
     "PollTarget",
     "attach_to_cancelled",
     "cancel",
     "claim_start",
-    "claim_states",
     "count_in_flight",
     "fail",
     "finish_many",
+    "holder_states",
     "insert_pending",
     "insert_pending_many",
     "latest_bucket",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -39,17 +40,33 @@ def stale_pending(grace_s: float, limit: int) -> list[Render]:
         return list(session.exec(stmt))
 
 
-def claim_states(render_ids: Iterable[str]) -> dict[str, tuple[str, datetime | None]]:
-    """(status, claim_expires_at) per render id, without loading whole rows."""
+class HolderState(NamedTuple):
+    """What deciding whether a budget holder is stale needs to know of its render."""
+
+    status: str
+    claim_expires_at: datetime | None
+    #: Set when the render ran on Lambda: a cancelled one holds its budget until it stops.
+    lambda_render_id: str | None
+    stopped_at: datetime | None
+    completed_at: datetime | None
+
+
+def holder_states(render_ids: Iterable[str]) -> dict[str, HolderState]:
+    """Per render id, without loading whole rows (a missing id: the render is gone)."""
     ids = list(render_ids)
-    states: dict[str, tuple[str, datetime | None]] = {}
+    states: dict[str, HolderState] = {}
     with get_engine().connect() as conn:
         for start in range(0, len(ids), 1000):
-            stmt = sa.select(_c.id, _c.status, _c.claim_expires_at).where(
-                _c.id.in_(ids[start : start + 1000])
-            )
-            for rid, status, expires in conn.execute(stmt):
-                states[rid] = (str(status), expires)
+            stmt = sa.select(
+                _c.id,
+                _c.status,
+                _c.claim_expires_at,
+                _c.lambda_render_id,
+                _c.stopped_at,
+                _c.completed_at,
+            ).where(_c.id.in_(ids[start : start + 1000]))
+            for rid, *values in conn.execute(stmt):
+                states[rid] = HolderState(str(values[0]), *values[1:])
     return states
 
 

@@ -46,6 +46,7 @@ _CLAIM_CORE = (
         _c.notify,
         _c.callback_url,
         _c.out_name,
+        _c.attempts,
         _c.start_requests,
         _c.created_at,
     )
@@ -71,6 +72,7 @@ class Claim:
     notify: dict[str, Any] | None
     callback_url: str | None
     out_name: str
+    attempts: int
     start_requests: int
     created_at: datetime
 
