@@ -22,6 +22,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from shared.errors import RenderqError
 from shared.settings import Settings, get_settings
 
 
@@ -58,7 +59,7 @@ def check_syntax(url: str, settings: Settings | None = None) -> str | None:
     return None
 
 
-class CallbackRefused(ValueError):
+class CallbackRefused(RenderqError, ValueError):
     """The callback URL may not be called (now)."""
 
 
@@ -74,10 +75,9 @@ def resolve_public(url: str, settings: Settings | None = None) -> str | None:
     host = (parts.hostname or "").lower()
     if host in _allowed_hosts(settings) or settings.callback_allow_private:
         return None
-    try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise CallbackRefused(f"callback host {host} does not resolve: {exc}") from exc
+    # A lookup that fails raises OSError: a transient failure, retried like a refused
+    # connection, unlike the refusals below.
+    infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
         if _internal(address):

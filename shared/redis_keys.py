@@ -80,6 +80,9 @@ class RedisKeys:
     def reconcile_slot(self, slot: int) -> str:
         return self._key("reconcile-slot", str(slot))
 
+    def deliver_slot(self, slot: int) -> str:
+        return self._key("deliver-slot", str(slot))
+
     def poll_running(self) -> str:
         return self._key("poll", "running")
 
@@ -132,6 +135,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"budget:(?:" + "|".join(BUDGET_PARTS) + ")", "renderq", "Lambda concurrency budget"),
     (r"poll-slot:\d+", "renderq", "a poll tick claimed this slot"),
     (r"reconcile-slot:\d+", "renderq", "a reconcile pass claimed this slot"),
+    (r"deliver-slot:\d+", "renderq", "an event delivery sweep claimed this slot"),
     (r"poll:running", "renderq", "slot of the sweep in progress"),
     (r"poll:due", "renderq", "a tick was skipped during the running sweep"),
     (r"poll:sweep:\d+", "renderq", "one sweep's counters"),

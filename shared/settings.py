@@ -128,8 +128,8 @@ class Settings(BaseSettings):
     #: render names a ``callback_url``; never logged.
     notify_signing_secret: SecretStr | None = None
     #: Delivery attempts per event and channel before it is dead-lettered (with the backoff
-    #: below, 12 attempts span about 7 hours).
-    notify_max_attempts: int = 12
+    #: below, 15 attempts span about 6.4 hours).
+    notify_max_attempts: int = 15
     notify_backoff_base_s: float = 10.0
     notify_backoff_max_s: float = 3_600.0
     #: Seconds a callback may take to answer.

@@ -15,9 +15,17 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from shared.log import get_logger
-from shared.messages import CANCEL_RENDER, POLL_BATCH, POLL_TICK, RECONCILE, START_RENDER
+from shared.messages import (
+    CANCEL_RENDER,
+    DELIVER_DUE,
+    DELIVER_EVENTS,
+    POLL_BATCH,
+    POLL_TICK,
+    RECONCILE,
+    START_RENDER,
+)
 from shared.settings import get_settings
-from worker import cancellation, metrics, poller, reconciler, slots, start
+from worker import cancellation, metrics, notifications, poller, reconciler, slots, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.delivery import Delivery
@@ -100,3 +108,23 @@ def reconcile(slot: int) -> None:
 def cancel_render(render_id: str) -> None:
     outcome = cancellation.stop_on_lambda(render_id)
     log.info("cancel on lambda", render_id=render_id, outcome=outcome)
+
+
+# Each delivery is claimed and retried on its own schedule (the outbox): no Dramatiq retries.
+@dramatiq.actor(actor_name=DELIVER_EVENTS, queue_name=_settings.notify_queue, max_retries=0)
+def deliver_events(event_ids: list[str]) -> None:
+    counts = notifications.deliver(event_ids)
+    log.info("events delivered", **counts)
+
+
+@dramatiq.actor(
+    actor_name=DELIVER_DUE,
+    queue_name=_settings.notify_queue,
+    max_retries=0,
+    max_age=int(_settings.notify_sweep_interval_s * 2000),
+)
+def deliver_due(slot: int) -> None:
+    if not slots.claim_deliver_slot(slot):
+        return
+    counts = notifications.sweep()
+    (log.info if counts else log.debug)("event delivery sweep", slot=slot, **counts)

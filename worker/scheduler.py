@@ -1,5 +1,6 @@
 """The scheduler: ``python -m worker.scheduler``. Sends the periodic ticks: one ``poll_tick``
-per ``POLL_TICK_S`` and one ``reconcile`` per ``RECONCILE_INTERVAL_S``.
+per ``POLL_TICK_S``, one ``reconcile`` per ``RECONCILE_INTERVAL_S`` and one ``deliver_due``
+(the event outbox's sweep) per ``NOTIFY_SWEEP_INTERVAL_S``.
 
 Dramatiq has no scheduler of its own. This one is deliberately dumb: it sends a tick stamped
 with its slot number (``floor(now / tick length)``) and the tick actor claims the slot in
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from shared.log import configure_logging, get_logger
-from shared.messages import POLL_TICK, RECONCILE, make_broker, new_message
+from shared.messages import DELIVER_DUE, POLL_TICK, RECONCILE, make_broker, new_message
 from shared.settings import Settings, get_settings
 
 log = get_logger(__name__)
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 @dataclass
 class PeriodicJob:
     actor_name: str
+    queue_name: str
     interval: float
     last_slot: int | None = None
 
@@ -35,21 +37,22 @@ class Scheduler:
         self.broker = make_broker(self.settings)
         self.stopping = threading.Event()
         self.ticks_sent = 0
+        s = self.settings
         self.jobs = [
-            PeriodicJob(POLL_TICK, self.settings.sweep_every_s),
-            PeriodicJob(RECONCILE, self.settings.reconcile_interval_s),
+            PeriodicJob(POLL_TICK, s.poll_queue, s.sweep_every_s),
+            PeriodicJob(RECONCILE, s.poll_queue, s.reconcile_interval_s),
+            PeriodicJob(DELIVER_DUE, s.notify_queue, s.notify_sweep_interval_s),
         ]
 
     def send_tick(self, job: PeriodicJob, slot: int) -> None:
-        message = new_message(self.settings.poll_queue, job.actor_name, [slot])
+        message = new_message(job.queue_name, job.actor_name, [slot])
         self.broker.enqueue(message)
         self.ticks_sent += 1
 
     def run(self, *, max_ticks: int | None = None) -> None:
         log.info(
             "scheduler started",
-            jobs={job.actor_name: job.interval for job in self.jobs},
-            queue=self.settings.poll_queue,
+            jobs={job.actor_name: (job.queue_name, job.interval) for job in self.jobs},
         )
         while not self.stopping.is_set():
             now = time.time()

@@ -22,3 +22,7 @@ def claim_poll_slot(slot: int) -> bool:
 
 def claim_reconcile_slot(slot: int) -> bool:
     return _claim(keys().reconcile_slot(slot), get_settings().reconcile_interval_s)
+
+
+def claim_deliver_slot(slot: int) -> bool:
+    return _claim(keys().deliver_slot(slot), get_settings().notify_sweep_interval_s)

@@ -8,7 +8,8 @@ guard, so two deliveries of one message can never both win.
 One package, one module per path through it: ``inserts`` (producers), ``starts`` (the start
 claim), ``polls`` (the poller's batch statements), ``transitions`` (every other move), and
 ``queries``; ``table`` holds the column handles and the status guard they all use. Callers use
-the names below, ``repository.claim_start(...)``.
+the names below, ``repository.claim_start(...)``; the outbox's delivery statements are in
+``repository.events``.
 """
 
 from shared.repository.inserts import insert_pending, insert_pending_many, out_name
