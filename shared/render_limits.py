@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from shared import callbacks
 from shared.errors import RenderqError
 from shared.render_request import RenderRequest
 from shared.settings import Settings, get_settings
@@ -122,6 +123,10 @@ class RenderLimits:
                     "(MAX_INPUT_PROPS_BYTES)",
                 )
             )
+        if request.callback_url is not None:
+            refused = callbacks.check_syntax(request.callback_url)
+            if refused is not None:
+                found.append(Violation("callback_url", request.callback_url, refused))
         return found
 
     def enforce(self, request: RenderRequest) -> None:

@@ -241,7 +241,15 @@ class Settings(BaseSettings):
         parse_rates(value)
         return value
 
-    @field_validator("remotion_delete_after", "remotion_bucket_name", mode="before")
+    @field_validator(
+        "remotion_delete_after",
+        "remotion_bucket_name",
+        "remotion_webhook_url",
+        "remotion_webhook_secret",
+        "remotion_webhook_previous_secrets",
+        "notify_signing_secret",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

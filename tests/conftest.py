@@ -106,7 +106,11 @@ def namespace(redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
         client.close()
     drop_namespace(redis_url, ns)
     if request.node.get_closest_marker("own_redis_keys") is None:
-        queues = (DEFAULT_SETTINGS.start_queue, DEFAULT_SETTINGS.poll_queue)
+        queues = (
+            DEFAULT_SETTINGS.start_queue,
+            DEFAULT_SETTINGS.poll_queue,
+            DEFAULT_SETTINGS.notify_queue,
+        )
         unknown = sorted(k for k in written if not redis_keys.is_known(k, ns, queues))
         assert not unknown, f"keys not listed in shared/redis_keys.py: {unknown[:10]}"
 
