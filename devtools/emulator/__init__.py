@@ -43,10 +43,13 @@ from devtools.emulator.cli import main
 from devtools.emulator.constants import REMOTION_VERSION
 from devtools.emulator.control import control
 from devtools.emulator.core import LambdaEmulator
+from devtools.emulator.faults import FAST_REMOTION_WAITS, NO_OVERHEADS
 from devtools.emulator.responses import InvokeResult
 from devtools.emulator.server import EmulatorServer
 
 __all__ = [
+    "FAST_REMOTION_WAITS",
+    "NO_OVERHEADS",
     "REMOTION_VERSION",
     "EmulatorServer",
     "InvokeResult",
