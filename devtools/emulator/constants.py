@@ -60,7 +60,7 @@ NO_RENDER_ATTEMPTS: Final = 3
 PROGRESS_UPLOAD_INTERVAL_MS: Final = 250.0
 NEVER_FINISH_STALL_AT: Final = 0.99
 DEFAULT_FATAL_MESSAGE: Final = "Emulated fatal render error"
-DEFAULT_FLAKY_MESSAGE: Final = "Error: socket hang up (ECONNRESET)"
+DEFAULT_FLAKY_MESSAGE: Final = "socket hang up"
 """A chunk failure Remotion retries: is-flaky-error.ts lists "ECONNRESET" and "socket hang up"."""
 
 JSONDict = dict[str, Any]

@@ -122,7 +122,9 @@ class RoutinesMixin(StartMixin):
             problem = texts.delete_after_error(payload.get("deleteAfter"))
             if problem is not None:  # inner-routine.ts validates before stillHandler's try
                 return unhandled_error(problem)
-            render_id = "-".join(filter(None, [payload.get("deleteAfter"), random_hash()]))
+            render_id = "-".join(
+                str(part) for part in (payload.get("deleteAfter"), random_hash()) if part
+            )
             try:
                 self._check_version(fn, payload, "renderStillOnLambda()")
                 for message in (

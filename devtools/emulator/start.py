@@ -138,8 +138,10 @@ class StartMixin(WebhooksMixin):
 
     def _timing(self, directive: Directive) -> Timing:
         faults = self._faults
+        # A render's own speed (a directive) changes how fast it renders frames; overheads
+        # follow the emulator's speed.
         speed = directive.speed or faults.speed
-        scale = self._scale(speed) / 1000
+        scale = self._scale(faults.speed) / 1000
         return Timing(
             cold_start=faults.cold_start_ms * scale,
             browser=faults.browser_ms * scale,
@@ -179,7 +181,9 @@ class StartMixin(WebhooksMixin):
                 return unhandled_error(RemotionError(directive.crash_start))
             if directive.reject_start:  # fault injection only: Remotion never rejects here
                 return self._handled(RemotionError(directive.reject_start))
-            render_id = "-".join(filter(None, [payload.get("deleteAfter"), random_hash()]))
+            render_id = "-".join(
+                str(part) for part in (payload.get("deleteAfter"), random_hash()) if part
+            )
             try:
                 self._check_version(fn, payload, "renderMediaOnLambda()")
                 bucket = payload.get("bucketName") or self._get_or_create_bucket(now)

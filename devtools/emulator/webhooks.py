@@ -10,7 +10,8 @@ payloads themselves are built by :mod:`devtools.emulator.launch`.
 
 Faults (control API, globally by count or per composition in a rule): *drop* (never sent;
 the function believes it was delivered), *delay* (sent that many ms late), *duplicate*
-(the same bytes twice) and *reorder* (held back and sent right after the next webhook).
+(the same bytes twice) and *reorder* (held back, sent once the next webhook has been
+answered).
 
 HTTP runs outside the emulator's lock on a lazily created pool of a few threads, so a slow
 receiver never stalls the clock; results come back as events at the time they arrive.
@@ -198,10 +199,6 @@ class WebhooksMixin(EmulatorState):
         if delivery.duplicate and delivery.attempts == 1:
             self._counters.webhooks["duplicated"] += 1
             self._queue_post(delivery, copy=True)
-        if delivery.attempts == 1 and self._held:
-            held, self._held = self._held, []
-            for late in held:
-                self._queue_post(late, copy=False)
 
     def _queue_post(self, delivery: Delivery, *, copy: bool) -> None:
         timeout_s = self._faults.webhook_timeout_ms / 1000
@@ -219,6 +216,10 @@ class WebhooksMixin(EmulatorState):
             self._advance(now)
             if delivery.epoch == self._epoch and not copy:
                 self._webhook_outcome(now, delivery, error)
+                if self._held and delivery.attempts == 1:  # reorder: after the next one
+                    held, self._held = self._held, []
+                    for late in held:
+                        self._queue_post(late, copy=False)
             items = self._take_outbox()
         self._run_outbox(items)
 
