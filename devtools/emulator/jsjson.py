@@ -3,8 +3,9 @@
 Remotion's function serialises everything with ``JSON.stringify`` (status bodies,
 progress.json, webhook bodies, whose signature is over the exact bytes). Python's ``json``
 differs on numbers: ``1e-05`` where JavaScript writes ``0.00001`` and ``2.0`` where it
-writes ``2``. :func:`dumps` uses the C encoder and only falls back to a JavaScript-faithful
-encoder when its output contains such a number, so the hot path (status calls) stays fast.
+writes ``2``. :func:`dumps` uses the C encoder and, only when its output contains such a
+number, rewrites those numbers in one regular-expression pass that skips string literals,
+so the hot path (status calls) stays fast.
 
 Also here: ``Number.prototype.toFixed`` / ``toPrecision`` and the two ``Intl.NumberFormat``
 formats Remotion uses for costs, all rounding the exact binary value half away from zero as
@@ -46,42 +47,49 @@ def js_number(value: float) -> str:
     return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
 
 
-def _slow(value: Any, out: list[str]) -> None:
-    if value is None or value is True or value is False or isinstance(value, str):
-        out.append(json.dumps(value, ensure_ascii=False))
-    elif isinstance(value, int):
-        out.append(str(value))
-    elif isinstance(value, float):
-        out.append(js_number(value))
-    elif isinstance(value, dict):
-        out.append("{")
-        first = True
-        for key, item in value.items():
-            if not first:
-                out.append(",")
-            first = False
-            out.append(json.dumps(str(key), ensure_ascii=False))
-            out.append(":")
-            _slow(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _slow(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+# Possessive quantifiers and look-behinds keep both scans linear (no backtracking into a
+# long run of digits at every position).
+_STRING: Final = re.compile(r'("[^"\\]*+(?:\\.[^"\\]*+)*+")')
+_NUMBER: Final = re.compile(
+    r"(?<![\d.])-?\d++(?:\.\d++)?[eE][-+]?\d++|(?<![\d.])-?\d++\.0(?![\d.eE])"
+)
+
+
+_NUMBER_CHARS: Final = frozenset("0123456789.eE+-")
+
+
+def _js_token(match: re.Match[str]) -> str:
+    return js_number(float(match.group(0)))
 
 
 def dumps(value: Any) -> str:
     """``JSON.stringify(value)``: compact, insertion order, raw non-ASCII, JS numbers."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if _PYTHON_ONLY_NUMBER.search(text) is None:
+    hits = list(_PYTHON_ONLY_NUMBER.finditer(text))
+    if not hits:
         return text
+    if "\\" in text:
+        # Rewrite those numbers outside the string literals: the text between strings,
+        # joined with NUL (which JSON text never contains raw), in one pass.
+        parts = _STRING.split(text)
+        parts[0::2] = _NUMBER.sub(_js_token, "\0".join(parts[0::2])).split("\0")
+        return "".join(parts)
+    # No escapes: a position is inside a string iff an odd number of quotes precede it.
     out: list[str] = []
-    _slow(value, out)
+    last = 0
+    for hit in hits:
+        if text.count('"', 0, hit.start()) % 2:
+            continue
+        start, end = hit.start(), hit.end()
+        while start > 0 and text[start - 1] in _NUMBER_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _NUMBER_CHARS:
+            end += 1
+        if start < last:
+            continue
+        out += (text[last:start], js_number(float(text[start:end])))
+        last = end
+    out.append(text[last:])
     return "".join(out)
 
 

@@ -114,6 +114,7 @@ class Render:
     runs: list[ChunkRun | None] = field(default_factory=list)
     all_runs: list[ChunkRun] = field(default_factory=list)
     chunks_done: int = 0
+    invoked_chunks: set[int] = field(default_factory=set)
     combine_started: float | None = None
     combine_ends: float | None = None
     outcome: str | None = None

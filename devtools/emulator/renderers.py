@@ -173,8 +173,8 @@ class RenderersMixin(LaunchMixin):
             return
         progress = render.progress
         assert progress is not None
-        invoked = {r.chunk for r in render.all_runs if r.started_at <= now and not r.direct}
-        progress.lambdas_invoked = len(invoked)  # setLambdaInvoked: one flag per chunk
+        render.invoked_chunks.add(run.chunk)
+        progress.lambdas_invoked = len(render.invoked_chunks)  # setLambdaInvoked: one flag a chunk
         self._progress_changed(now, render)
 
     def _ev_chunk_done(self, now: float, render: Render, run: ChunkRun) -> None:
