@@ -222,7 +222,8 @@ class LambdaEmulator(RoutinesMixin, RenderersMixin, S3Mixin):
             throttled_result = self._injected_throttle(routine)
             if throttled_result is not None:
                 return throttled_result
-            if not self._account.acquire(str(kind)):
+            account = self._account
+            if not account.acquire(str(kind)):
                 self._counters.throttled_total += 1
                 return throttled()
             fn = self._function(name)
@@ -232,7 +233,10 @@ class LambdaEmulator(RoutinesMixin, RenderersMixin, S3Mixin):
             with self._lock:
                 now = time.monotonic()
                 self._advance(now)
-                self._release(str(kind), now)
+                if account is self._account:
+                    self._release(str(kind), now)
+                else:  # a reset happened meanwhile: that account is gone
+                    account.release(str(kind))
                 items = self._take_outbox()
             self._run_outbox(items)
         if invocation_type == "Event" and result.status == 200:

@@ -174,6 +174,7 @@ class RoutinesMixin(StartMixin):
                 StoredObject(b"", media_type(key), self._ms(end), padding=size, acl=acl),
                 "PutObject",
             )
+            # handlers/still.ts: estimatePrice(now - start + 100 ms, current memory, 1 call)
             cost = aws.estimate_price(
                 self.region, self._ms(end) - self._ms(now) + 100, fn.memory_mb, 1
             )
@@ -192,6 +193,7 @@ class RoutinesMixin(StartMixin):
         )
 
     def _read_still_props(self, payload: Mapping[str, Any], bucket: str) -> None:
+        # compress-props.ts decompressInputProps, from the still's bucket
         serialized = payload.get("inputProps")
         if isinstance(serialized, dict) and serialized.get("type") == "bucket-url":
             _, data = self._get_object_internal(

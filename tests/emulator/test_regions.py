@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools.emulator import control as call
+from devtools.emulator.aws import parse_function_name, speculate_function_name
 from tests.emulator.conftest import (
     FUNCTION,
     control,
@@ -64,6 +65,10 @@ def test_two_accounts_side_by_side(make_server, make_client) -> None:
 
 
 def test_memory_and_timeout_come_from_the_function_name(server, make_client) -> None:
+    # speculate-function-name.ts writes the name parse-function-name.ts reads back.
+    assert speculate_function_name("4.0.539", 3008, 2048, 900) == BIG_FUNCTION
+    assert parse_function_name(BIG_FUNCTION) == ("4-0-539", 3008, 2048, 900)
+    assert parse_function_name("my-own-function") is None
     client = make_client(server, function=BIG_FUNCTION)
     started = client.render_media_on_lambda(params())
     done = progress_when(client, started, "done")
