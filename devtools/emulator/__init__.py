@@ -1,40 +1,57 @@
-"""A Remotion-Lambda-compatible emulator that speaks the real AWS Lambda Invoke API.
+"""A Remotion Lambda emulator that behaves like Remotion's real handlers, on the AWS wire API.
 
 Why this exists: renderq's workers talk to Remotion Lambda only through the unmodified
-``remotion_lambda`` client, which calls ``lambda.invoke`` and parses the body. To test and
-benchmark them without AWS we need something on the other end of that HTTP call that
-behaves like the deployed function -- including the unpleasant parts (throttling, crashes,
-fatal render errors, renders that never finish) -- on demand and deterministically. moto
-cannot do this (it does not run Lambda code without Docker), so this package implements the
-wire contract documented in ``shared/notes/remotion-lambda-protocol.md`` directly.
+``remotion_lambda`` client (Lambda ``invoke`` and a little S3). To test and benchmark them
+without AWS, something on the other end must behave like the deployed function, especially
+where production breaks: a start that succeeds for a render that then fails in ``launch``,
+renderers throttled by the account's concurrency, status calls that are themselves throttled,
+flaky chunks retried, timeouts, cancellation, webhooks that arrive late, twice or never.
+moto cannot (it does not run Lambda code), so this package models Remotion's source
+(``/work/notes/remotion-source-notes.md``, ``shared/notes/remotion-lambda-protocol.md``),
+each behaviour citing the Remotion file it follows. The product never imports it; tests,
+the demo, the benchmark and docker-compose do.
 
-Point any boto3 client at it with ``endpoint_url`` or ``AWS_ENDPOINT_URL_LAMBDA``. The
-product code never imports this package; tests, the demo and docker-compose do.
+One instance is one AWS account in one region with the function deployed under any name (or
+only the ``function_names`` given; memory, disk and timeout come from the name, as
+``parse-function-name.ts`` reads it). One port serves Lambda Invoke
+(``/2015-03-31/functions/<name>/invocations``), the control API (``/_emulator/...``) and
+everything else as path-style S3. Point boto3 at it with ``AWS_ENDPOINT_URL_LAMBDA`` and
+``AWS_ENDPOINT_URL_S3`` (signatures are not checked).
 
-The same port also serves the read-only slice of the S3 REST API (path-style) that lets a
-client find renders the way it would in Remotion's real bucket: ListBuckets,
-GetBucketLocation, HeadBucket, ListObjectsV2, GetObject and HeadObject over
-``renders/<renderId>/progress.json`` (from the moment of ``start``) and the output object
-(once the render is done). Reach it with ``AWS_ENDPOINT_URL_S3`` or ``endpoint_url``; request
-signatures are not checked. Every other path is S3 except ``/2015-03-31/functions/...``
-(Lambda) and ``/_emulator/...`` (control API). progress.json has the shape Remotion writes
-(``renderMetadata`` holds ``renderId``, ``outName`` and ``startedDate``; there is no top-level
-``renderId``); the ``progress_metadata_delay_ms`` fault keeps its ``renderMetadata`` null for
-a while after start, as on AWS until the launch function has validated the composition.
-``/_emulator/stats`` counts S3 requests by operation in ``s3_calls``.
+What happens, in short: ``start`` checks the version, finds or creates the bucket, checks
+``deleteAfter``, writes the initial progress.json and invokes ``launch`` asynchronously.
+``launch`` (after a cold start, the browser, the serve URL and the composition, each a
+configurable overhead) validates the composition and the payload, writes ``renderMetadata``,
+invokes one renderer per chunk, each needing a concurrency slot, combines, uploads the
+output and ``postRenderData``, and sends webhooks; failures become fatal progress errors.
+``status`` is a model of ``getProgress`` over progress.json. ``speed`` (frames per second
+of wall time; default 100) sets how long renders take; the overheads are scaled by
+100 / speed, so tests at speed 3000 see them 30 times shorter.
 
-Renders are not simulated by a background clock: a render is a frozen record of when it
-started and how fast it goes, and every status call derives the progress from the elapsed
-time. That keeps per-call work tiny (the emulator is used for benchmarks) and avoids any
-timer thread that could drift or race with the test that is observing it.
+Cheap and deterministic: no thread per render. Each render is a few events on one clock
+(a heap); every request first runs the events due by now, so state is derived lazily and
+stamped with the time it happened. One scheduler thread wakes only for renders with a
+webhook, and a small pool sends webhook HTTP outside the lock.
 
-Layout. :class:`LambdaEmulator` (``core``) holds the Lambda routines and the control-API
-methods; it is assembled from ``plan`` (start payload -> render record) and ``s3_requests``
-(the S3 subset) over the state declared in ``state``. ``renders`` is the render record and
-its time-based model, ``progress`` builds the status body, ``s3`` is the S3 object model,
-``faults`` the fault configuration and ``responses`` the Invoke answers. ``control``,
-``server`` and ``cli`` are the control API, the HTTP transport and
-``python -m devtools.emulator``.
+Layout:
+
+- ``core``: :class:`LambdaEmulator` (constructor, Invoke entry point and concurrency,
+  control-API methods); ``server``: the HTTP transport and :class:`EmulatorServer`;
+  ``control``: ``/_emulator/*``; ``cli``: ``python -m devtools.emulator``.
+- ``start`` and ``routines``: the synchronous routines (start; status, still, info,
+  compositions); ``status`` and ``reporting``: getProgress and the parts postRenderData
+  shares; ``launch``, ``finish`` and ``uploads``: the launch function (validation to
+  renderMetadata; combine, finish, failure, timeout; the progress.json upload loop);
+  ``renderers``: renderer invocations, retries, cancellation polling; ``webhooks``:
+  signed POSTs with retries and faults.
+- ``s3``, ``s3_requests``, ``s3_listing``: objects, the S3 requests, ListObjectsV2.
+- ``progress_file``: progress.json as launch keeps and snapshots it; ``render``: one
+  render and its renderer runs; ``validation``: launch's checks and the plan; ``site``: the
+  emulated bundle's compositions; ``flaky``: is-flaky-error.ts; ``texts``: Remotion's
+  messages; ``aws``: regions, prices, function names, URLs; ``jsjson``: JSON.stringify
+  bytes and JavaScript number formatting; ``clock``: the event heap and scheduler thread;
+  ``concurrency``: the account's slots; ``faults``: every knob (and which are fault
+  injections); ``stats``: ``/_emulator/stats``; ``state``, ``constants``, ``responses``.
 """
 
 from __future__ import annotations
@@ -43,10 +60,13 @@ from devtools.emulator.cli import main
 from devtools.emulator.constants import REMOTION_VERSION
 from devtools.emulator.control import control
 from devtools.emulator.core import LambdaEmulator
+from devtools.emulator.faults import FAST_REMOTION_WAITS, NO_OVERHEADS
 from devtools.emulator.responses import InvokeResult
 from devtools.emulator.server import EmulatorServer
 
 __all__ = [
+    "FAST_REMOTION_WAITS",
+    "NO_OVERHEADS",
     "REMOTION_VERSION",
     "EmulatorServer",
     "InvokeResult",

@@ -1,7 +1,8 @@
 """The control API, ``/_emulator/*``: the knobs tests and benchmarks turn.
 
-``GET stats``, ``POST stats/reset-peak``, ``POST reset``, ``GET`` and ``POST faults``
-(see :mod:`devtools.emulator.faults` for the keys) and ``GET health``.
+``GET stats`` (see :mod:`devtools.emulator.stats`), ``POST stats/reset-peak``, ``POST
+reset``, ``GET`` and ``POST faults`` (see :mod:`devtools.emulator.faults` for the keys) and
+``GET health``.
 :func:`handle_control` serves them for the HTTP layer; :func:`control` is the client that
 tests, the demo and the benchmark call.
 """
@@ -14,11 +15,11 @@ from typing import Any
 
 from devtools.emulator.constants import JSONDict
 from devtools.emulator.core import LambdaEmulator
-from devtools.emulator.responses import InvokeResult, _dumps
+from devtools.emulator.responses import InvokeResult, dumps
 
 
 def _control_response(status: int, body: JSONDict) -> InvokeResult:
-    return InvokeResult(status, _dumps(body))
+    return InvokeResult(status, dumps(body))
 
 
 def handle_control(emulator: LambdaEmulator, method: str, path: str, body: bytes) -> InvokeResult:

@@ -1,53 +1,46 @@
-"""The emulated Remotion function: :class:`LambdaEmulator`.
+"""The emulated Remotion deployment: :class:`LambdaEmulator`.
 
-Here are its constructor (which sets the state declared in :mod:`devtools.emulator.state`),
-the control-API methods (configure, faults, reset, stats), the Lambda Invoke entry point
-and the start and status routines, with the concurrency bookkeeping. Render planning and
-S3 requests come from mixins in :mod:`devtools.emulator.plan` and
-:mod:`devtools.emulator.s3_requests`; the status body from :mod:`devtools.emulator.progress`.
+One instance is one AWS account in one region with Remotion's function deployed under one
+or more names: its constructor (account, region, version, function names, concurrency,
+speed and any fault knob), the control-API methods (configure, faults, reset, stats), the
+Lambda Invoke entry point with the account's concurrency, and the clock plumbing. The
+routines, the launch and renderer functions, webhooks and S3 come from the mixins in
+:mod:`devtools.emulator.routines`, :mod:`~devtools.emulator.launch`,
+:mod:`~devtools.emulator.renderers`, :mod:`~devtools.emulator.webhooks` and
+:mod:`~devtools.emulator.s3_requests`.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from devtools.emulator.constants import (
-    ACCOUNT_ID,
-    DEFAULT_FUNCTION_TIMEOUT_S,
-    DEFAULT_SPEED_FPS,
-    DEFAULT_TIMEOUT_GRACE_S,
-    REMOTION_VERSION,
-    JSONDict,
-)
-from devtools.emulator.faults import (
-    _FAULT_PARSERS,
-    _Faults,
-    _non_negative,
-    _optional_limit,
-    _positive,
-)
-from devtools.emulator.plan import _Planning
-from devtools.emulator.progress import _progress
-from devtools.emulator.renders import _evaluate, _Render
+from devtools.emulator import aws
+from devtools.emulator.aws import FunctionConfig
+from devtools.emulator.clock import Clock
+from devtools.emulator.concurrency import Account
+from devtools.emulator.constants import ACCOUNT_ID, DEFAULT_REGION, REMOTION_VERSION, JSONDict
+from devtools.emulator.faults import Faults, parse_faults
+from devtools.emulator.renderers import RenderersMixin
 from devtools.emulator.responses import (
-    _EXECUTED_VERSION,
+    EXECUTED_VERSION,
     InvokeResult,
-    _api_error,
-    _handled_error,
-    _HandledError,
-    _success,
-    _throttled,
-    _unhandled_error,
+    api_error,
+    throttled,
+    unhandled_error,
 )
-from devtools.emulator.s3 import _Bucket, _progress_key
-from devtools.emulator.s3_requests import _S3Requests
-from devtools.emulator.state import _Counters
+from devtools.emulator.routines import RoutinesMixin
+from devtools.emulator.s3_requests import S3Mixin
+from devtools.emulator.state import Counters
+from devtools.emulator.stats import build_stats
+from devtools.emulator.texts import RemotionError, command_not_found
+
+_SLOT_KINDS = {"start", "status", "still", "info", "compositions"}
 
 
 def _function_name_from_ref(ref: str) -> str:
@@ -57,69 +50,120 @@ def _function_name_from_ref(ref: str) -> str:
     return ref.split(":", 1)[0]
 
 
-class LambdaEmulator(_Planning, _S3Requests):
-    """The emulated Remotion function: routines, render bookkeeping and fault injection.
+class LambdaEmulator(RoutinesMixin, RenderersMixin, S3Mixin):
+    """The emulated Remotion deployment (see the module docstring).
 
-    It is transport-free (``invoke`` takes bytes and returns an :class:`InvokeResult`) so
-    that the HTTP layer stays a thin, fast shim. All shared state sits behind one lock;
-    renders themselves are immutable, so status responses are built outside it.
-
-    Its parts: the routines and the control-API methods are here, render planning is the
-    :class:`~devtools.emulator.plan._Planning` mixin, S3 requests the
-    :class:`~devtools.emulator.s3_requests._S3Requests` mixin, and the status body is built
-    by :func:`~devtools.emulator.progress._progress`.
+    Transport-free: ``invoke`` and ``s3`` take bytes and return an :class:`InvokeResult`, so
+    the HTTP layer stays a thin shim. All state sits behind one lock; every entry point first
+    runs the clock up to now.
     """
 
     def __init__(
         self,
         *,
-        speed: float = DEFAULT_SPEED_FPS,
-        region: str = "us-east-1",
+        speed: float | None = None,
+        region: str = DEFAULT_REGION,
+        account_id: str = ACCOUNT_ID,
         function_name: str | None = None,
+        function_names: Sequence[str] | None = None,
         concurrency_limit: int | None = None,
-        function_timeout_s: float = DEFAULT_FUNCTION_TIMEOUT_S,
-        start_delay_ms: float = 0.0,
-        status_delay_ms: float = 0.0,
+        function_timeout_s: float | None = None,
+        start_delay_ms: float | None = None,
+        status_delay_ms: float | None = None,
         remotion_version: str = REMOTION_VERSION,
-        timeout_grace_s: float = DEFAULT_TIMEOUT_GRACE_S,
+        timeout_grace_s: float | None = None,
+        default_bucket: bool = True,
+        faults: Mapping[str, Any] | None = None,
     ) -> None:
+        aws.validate_region(region)
         self.region = region
-        self.function_name = function_name
+        self.account_id = account_id
         self.remotion_version = remotion_version
-        self._initial = _Faults(
-            speed=_positive("speed", speed),
-            concurrency_limit=_optional_limit("concurrency_limit", concurrency_limit),
-            function_timeout_s=_positive("function_timeout_s", function_timeout_s),
-            timeout_grace_s=_non_negative("timeout_grace_s", timeout_grace_s),
-            start_delay_ms=_non_negative("start_delay_ms", start_delay_ms),
-            status_delay_ms=_non_negative("status_delay_ms", status_delay_ms),
+        names = list(function_names or ())
+        if function_name is not None:
+            names.insert(0, function_name)
+        self.function_names = tuple(names) if names else None
+        explicit = {
+            "speed": speed,
+            "concurrency_limit": concurrency_limit,
+            "function_timeout_s": function_timeout_s,
+            "start_delay_ms": start_delay_ms,
+            "status_delay_ms": status_delay_ms,
+            "timeout_grace_s": timeout_grace_s,
+        }
+        settings = {**(faults or {}), **{k: v for k, v in explicit.items() if v is not None}}
+        self._initial = Faults(**parse_faults(settings))
+        self._default_bucket = (
+            f"remotionlambda-{region.replace('-', '')}-emulator" if default_bucket else None
         )
-        self._default_bucket = f"remotionlambda-{region.replace('-', '')}-emulator"
-        self._created_ms = int(time.time() * 1000)
         self._lock = threading.Lock()
-        self._buckets = {self._default_bucket: _Bucket(self._created_ms)}
-        # progress.json bodies (and ETags), built on first read rather than on every start.
-        self._progress_bodies: dict[tuple[str, bool], tuple[bytes, str]] = {}
-        self._faults = replace(self._initial)
-        self._counters = _Counters()
-        self._renders: dict[str, _Render] = {}
-        # Min-heap of (release time, render id, functions) for renders still holding
-        # concurrency; lets a start settle finished renders in O(log n).
-        self._in_flight_heap: list[tuple[float, str, int]] = []
-        self._in_flight_functions = 0
-        self._peak_functions = 0
+        self._clock = Clock(self._lock)
+        self._mono0 = time.monotonic()
+        self._epoch0_ms = int(time.time() * 1000)
+        self._epoch = 0
+        self._pool = None
+        self._held = []
+        self._closed = False
+        self._fresh_state()
 
-    # -- control API -------------------------------------------------------------------
+    def _fresh_state(self) -> None:
+        self._faults = replace(self._initial)
+        self._counters = Counters()
+        self._account = Account(self._faults.concurrency_limit)
+        self._renders = {}
+        self._launch_queue = deque()
+        self._buckets = {}
+        self._outbox = []
+        self._held = []
+        self._clock.clear()
+        self._epoch += 1
+        if self._default_bucket is not None:
+            self._create_bucket(self._default_bucket, self._mono0)
+
+    # -- clock plumbing ------------------------------------------------------------------------
+
+    def _advance(self, now: float) -> None:
+        self._clock.advance(now)
+
+    def _push(self, due: float, handler: Callable[..., None], *args: Any, auto: bool) -> None:
+        self._clock.push(due, handler, *args, autonomous=auto)
+        if auto and not self._closed:
+            self._clock.start_thread(self._tick)
+
+    def _tick(self, now: float) -> Callable[[], None]:
+        self._advance(now)
+        items = self._take_outbox()
+        return lambda: self._run_outbox(items)
+
+    def _release(self, kind: str, now: float) -> None:
+        self._account.release(kind)
+        queue = self._launch_queue
+        while queue and self._account.free():  # launches AWS queued, oldest first
+            render = queue.popleft()
+            if render.launch_state == "queued" and self._account.acquire("launch"):
+                self._launch_begin(now, render)
+
+    def _function(self, name: str) -> FunctionConfig:
+        return aws.function_config(name, self._faults.function_timeout_s)
+
+    def close(self) -> None:
+        """Stop the scheduler thread and the webhook pool (the server calls it on stop)."""
+        self._closed = True
+        self._clock.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- control API -----------------------------------------------------------------------------
 
     def configure(self, changes: Mapping[str, Any]) -> JSONDict:
         """Update the given fault/setting keys only; returns the full current configuration."""
-        unknown = set(changes) - set(_FAULT_PARSERS)
-        if unknown:
-            raise ValueError(f"unknown fault keys {sorted(unknown)}")
-        parsed = {key: _FAULT_PARSERS[key](key, value) for key, value in changes.items()}
+        parsed = parse_faults(changes)
         with self._lock:
+            self._advance(time.monotonic())
             for key, value in parsed.items():
                 setattr(self._faults, key, value)
+            if "concurrency_limit" in parsed:
+                self._account.limit = self._faults.concurrency_limit
             return self._faults.as_json()
 
     def faults(self) -> JSONDict:
@@ -128,235 +172,105 @@ class LambdaEmulator(_Planning, _S3Requests):
             return self._faults.as_json()
 
     def reset(self) -> None:
-        """Forget every render, counter and fault; settings go back to the constructor's."""
+        """Forget every render, bucket, counter and fault; settings go back to the initial ones."""
         with self._lock:
-            self._faults = replace(self._initial)
-            self._counters = _Counters()
-            self._renders.clear()
-            self._buckets = {self._default_bucket: _Bucket(self._created_ms)}
-            self._progress_bodies.clear()
-            self._in_flight_heap.clear()
-            self._in_flight_functions = 0
-            self._peak_functions = 0
+            self._fresh_state()
 
     def reset_peak(self) -> JSONDict:
-        """Restart peak tracking from the current in-flight level (e.g. between bench phases)."""
+        """Restart peak tracking from the current level (e.g. between bench phases)."""
         with self._lock:
-            self._settle(time.monotonic())
-            self._peak_functions = self._in_flight_functions
-            return {"peak_concurrent_functions": self._peak_functions}
+            self._advance(time.monotonic())
+            self._account.reset_peak()
+            return {"peak_concurrent_functions": self._account.peak}
 
     def stats(self) -> JSONDict:
-        """Counters a test or benchmark asserts on (see :mod:`devtools.emulator.control`)."""
-        now = time.monotonic()
+        """Counters a test or benchmark asserts on (see :mod:`devtools.emulator.stats`)."""
         with self._lock:
-            self._settle(now)
-            counters = self._counters
-            out: JSONDict = {
-                "starts_total": counters.starts_total,
-                "start_calls": counters.start_calls,
-                "starts_by_out_name": dict(counters.starts_by_out_name),
-                "start_times_by_out_name": {
-                    k: list(v) for k, v in counters.start_times_by_out_name.items()
-                },
-                "status_calls": counters.status_calls,
-                "throttled_total": counters.throttled_total,
-                "crashes_total": counters.crashes_total,
-                "handled_errors_total": counters.handled_errors_total,
-                "s3_calls": dict(counters.s3_calls),
-                "concurrent_functions": self._in_flight_functions,
-                "peak_concurrent_functions": self._peak_functions,
-                "renders_in_flight": len(self._in_flight_heap),
-            }
-            renders = list(self._renders.values())
-        summary: JSONDict = {}
-        for render in renders:
-            state = _evaluate(render, now)
-            summary[render.render_id] = {
-                "out_name": render.out_name_label,
-                "composition": render.plan.composition,
-                "frames": render.plan.frames,
-                "functions": render.plan.functions,
-                "started_at": render.started_epoch_ms / 1000,
-                "done": state.done,
-                "fatal": state.fatal_error_encountered,
-            }
-        out["renders"] = summary
-        return out
+            now = time.monotonic()
+            self._advance(now)
+            return build_stats(self, now)
 
-    # -- Invoke ------------------------------------------------------------------------
+    # -- Invoke ------------------------------------------------------------------------------------
 
     def invoke(
         self, function_ref: str, body: bytes, invocation_type: str = "RequestResponse"
     ) -> InvokeResult:
         """Handle one Lambda Invoke call the way the deployed Remotion function would."""
         name = _function_name_from_ref(function_ref)
-        if self.function_name is not None and name != self.function_name:
-            arn = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
-            return _api_error(
+        if self.function_names is not None and name not in self.function_names:
+            arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+            return api_error(
                 404,
                 "ResourceNotFoundException",
                 {"Type": "User", "Message": f"Function not found: {arn}"},
             )
         if invocation_type == "DryRun":
-            return InvokeResult(204, b"", _EXECUTED_VERSION)
+            return InvokeResult(204, b"", EXECUTED_VERSION)
         try:
             payload = json.loads(body) if body else {}
         except ValueError as exc:
-            return _api_error(
+            return api_error(
                 400,
                 "InvalidRequestContentException",
                 {"Type": "User", "message": f"Could not parse request body into json: {exc}"},
             )
-        if not isinstance(payload, dict):
-            return self._count_handled(_handled_error("Expected the payload to be an object"))
-        routine = payload.get("type")
-        if routine == "start":
-            result = self._start(name, payload)
-        elif routine == "status":
-            result = self._status(name, payload)
-        elif routine == "info":
-            result = _success({"type": "success", "version": self.remotion_version})
-        else:
-            result = self._count_handled(
-                _handled_error(f"The lambda emulator does not support the routine {routine!r}")
-            )
+        routine = payload.get("type") if isinstance(payload, dict) else None
+        kind = routine if routine in _SLOT_KINDS else "info"
+        with self._lock:
+            now = time.monotonic()
+            self._advance(now)
+            throttled_result = self._injected_throttle(routine)
+            if throttled_result is not None:
+                return throttled_result
+            account = self._account
+            if not account.acquire(str(kind)):
+                self._counters.throttled_total += 1
+                return throttled()
+            fn = self._function(name)
+        try:
+            result = self._route(str(routine), fn, payload)
+        finally:
+            with self._lock:
+                now = time.monotonic()
+                self._advance(now)
+                if account is self._account:
+                    self._release(str(kind), now)
+                else:  # a reset happened meanwhile: that account is gone
+                    account.release(str(kind))
+                items = self._take_outbox()
+            self._run_outbox(items)
         if invocation_type == "Event" and result.status == 200:
             return InvokeResult(202, b"")
         return result
 
-    # -- routines ----------------------------------------------------------------------
-
-    def _check_version(self, function_name: str, payload: Mapping[str, Any], api: str) -> None:
-        # Same wording as serverless/src/handlers/check-version-mismatch.ts.
-        version = payload.get("version")
-        if version == self.remotion_version:
-            return
-        if not version:
-            raise _HandledError(
-                f"Version mismatch: When calling {api}, you called the function "
-                f"{function_name} which has the version {self.remotion_version} but the "
-                "@remotion/lambda package is an older version. Deploy a new function and use "
-                f"it to call {api}. See: https://www.remotion.dev/docs/lambda/upgrading"
-            )
-        raise _HandledError(
-            f"Version mismatch: When calling {api}, you passed {function_name} as the "
-            f"function, which has the version {self.remotion_version}, but the "
-            f"@remotion/lambda package you used to invoke the function has version {version}. "
-            f"Deploy a new function and use it to call {api}. "
-            "See: https://www.remotion.dev/docs/lambda/upgrading"
-        )
-
-    def _count_handled(self, result: InvokeResult) -> InvokeResult:
-        with self._lock:
-            self._counters.handled_errors_total += 1
-        return result
-
-    def _start(self, function_name: str, payload: JSONDict) -> InvokeResult:
-        with self._lock:
+    def _injected_throttle(self, routine: object) -> InvokeResult | None:
+        """Fault injection: a 429 from the Lambda service before the function runs."""
+        faults = self._faults
+        if routine == "start":
             self._counters.start_calls += 1
-            delay_ms = self._faults.start_delay_ms
-        if delay_ms:
-            time.sleep(delay_ms / 1000)
-        with self._lock:
-            faults = self._faults
-            # Throttling happens in the Lambda service, before the function runs.
             if faults.throttle_starts:
                 faults.throttle_starts -= 1
                 self._counters.throttled_total += 1
-                return _throttled()
-            if faults.crash_starts:
-                faults.crash_starts -= 1
-                self._counters.crashes_total += 1
-                return _unhandled_error("Emulated unhandled crash in start (crash_starts)")
-            settings = replace(faults)
-        try:
-            self._check_version(function_name, payload, "renderMediaOnLambda()")
-            plan = self._plan(payload, settings.rules)
-        except _HandledError as exc:
-            return self._count_handled(_handled_error(str(exc)))
-        if plan.directive.crash_start:
-            with self._lock:
-                self._counters.crashes_total += 1
-            return _unhandled_error(plan.directive.crash_start)
-        if plan.directive.reject_start:
-            return self._count_handled(_handled_error(plan.directive.reject_start))
-
-        speed = plan.directive.speed or settings.speed
-        with self._lock:
-            now = time.monotonic()
-            self._settle(now)
-            # Checked against the *current* limit, which a concurrent configure may change.
-            limit = self._faults.concurrency_limit
-            if limit is not None and self._in_flight_functions + plan.functions > limit:
-                self._counters.throttled_total += 1
-                return _throttled()
-            render = self._materialize(
-                function_name, payload, plan, speed, settings, now, self._new_render_id(payload)
-            )
-            self._renders[render.render_id] = render
-            self._bucket(render.bucket, render.started_epoch_ms).add_progress(
-                _progress_key(render.render_id), render
-            )
-            self._bucket(render.out_bucket, render.started_epoch_ms).add_output(
-                render.out_key, render
-            )
-            heapq.heappush(
-                self._in_flight_heap,
-                (now + render.release_after_s, render.render_id, plan.functions),
-            )
-            self._in_flight_functions += plan.functions
-            self._peak_functions = max(self._peak_functions, self._in_flight_functions)
-            counters = self._counters
-            counters.starts_total += 1
-            label = render.out_name_label
-            counters.starts_by_out_name[label] = counters.starts_by_out_name.get(label, 0) + 1
-            counters.start_times_by_out_name.setdefault(label, []).append(
-                render.started_epoch_ms / 1000
-            )
-        return _success(
-            {"type": "success", "bucketName": render.bucket, "renderId": render.render_id}
-        )
-
-    def _status(self, function_name: str, payload: JSONDict) -> InvokeResult:
-        with self._lock:
+                return throttled()
+        elif routine == "status":
             self._counters.status_calls += 1
-            delay_ms = self._faults.status_delay_ms
-        if delay_ms:
-            time.sleep(delay_ms / 1000)
-        render_id = payload.get("renderId")
-        bucket = payload.get("bucketName")
-        with self._lock:
-            faults = self._faults
             if faults.throttle_status:
                 faults.throttle_status -= 1
                 self._counters.throttled_total += 1
-                return _throttled()
-            if faults.crash_status:
-                faults.crash_status -= 1
-                self._counters.crashes_total += 1
-                return _unhandled_error("Emulated unhandled crash in status (crash_status)")
-            if faults.fail_status:
-                faults.fail_status -= 1
-                self._counters.handled_errors_total += 1
-                return _handled_error("Emulated handled error in status (fail_status)")
-            render = self._renders.get(render_id) if isinstance(render_id, str) else None
-        try:
-            self._check_version(function_name, payload, "getRenderProgress()")
-        except _HandledError as exc:
-            return self._count_handled(_handled_error(str(exc)))
-        if render is None or render.bucket != bucket:
-            return self._count_handled(
-                _handled_error(
-                    f'No render with ID "{render_id}" found in bucket {bucket} '
-                    f"and region {self.region}"
-                )
-            )
-        return _success(_progress(render, time.monotonic()))
+                return throttled()
+        return None
 
-    def _settle(self, now_mono: float) -> None:
-        """Release the concurrency of renders that finished, failed or timed out (lock held)."""
-        heap = self._in_flight_heap
-        while heap and heap[0][0] <= now_mono:
-            _, _, functions = heapq.heappop(heap)
-            self._in_flight_functions -= functions
+    def _route(self, routine: str, fn: FunctionConfig, payload: Any) -> InvokeResult:
+        if routine == "start":
+            return self._start(fn, payload)
+        if routine == "status":
+            return self._status(fn, payload)
+        if routine == "still":
+            return self._still(fn, payload)
+        if routine == "info":
+            return self._info()
+        if routine == "compositions":
+            return self._compositions(fn, payload)
+        with self._lock:  # inner-routine.ts throws: an unhandled error
+            self._counters.unhandled_errors_total += 1
+        return unhandled_error(RemotionError(command_not_found(payload)))

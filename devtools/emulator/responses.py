@@ -2,18 +2,21 @@
 
 :class:`InvokeResult` is an HTTP answer kept free of any transport, so the emulator's logic
 is testable without sockets. The builders produce the Invoke API's shapes: a success, the
-*handled* error the real handler returns as a normal 200 result, the *unhandled* error
-(``X-Amz-Function-Error``), and API errors such as throttling, which boto3 turns into its
-modeled exceptions. Routines raise :class:`_HandledError` for a handled error.
+*handled* error Remotion's handler writes as a normal 200 result
+(``serverless/src/inner-routine.ts``: ``{type: 'error', message, stack}``), the
+*unhandled* error a thrown exception becomes (``X-Amz-Function-Error: Unhandled`` and
+``{errorType, errorMessage, trace}``, as the Node.js runtime writes it), and API errors
+such as throttling, which boto3 turns into its modeled exceptions.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Final
 
+from devtools.emulator import jsjson
 from devtools.emulator.constants import JSONDict
+from devtools.emulator.texts import RemotionError
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,40 +31,43 @@ class InvokeResult:
     """Zero bytes sent after ``body`` (a placeholder object's content), streamed in chunks."""
 
 
-_EXECUTED_VERSION: Final = (("X-Amz-Executed-Version", "$LATEST"),)
+EXECUTED_VERSION: Final = (("X-Amz-Executed-Version", "$LATEST"),)
 
 
-def _dumps(obj: object) -> bytes:
-    # Compact separators: that is what JSON.stringify in the real function produces.
-    return json.dumps(obj, separators=(",", ":")).encode()
+def dumps(obj: object) -> bytes:
+    """``JSON.stringify``: what the real function writes to its response stream."""
+    return jsjson.dumps_bytes(obj)
 
 
-def _success(body: JSONDict) -> InvokeResult:
-    return InvokeResult(200, _dumps(body), _EXECUTED_VERSION)
+def success(body: JSONDict) -> InvokeResult:
+    return InvokeResult(200, dumps(body), EXECUTED_VERSION)
 
 
-def _handled_error(message: str) -> InvokeResult:
-    # The real handler catches the error and returns it as a *normal* 200 result without
-    # X-Amz-Function-Error; only the body says it failed.
-    body = {"type": "error", "message": message, "stack": f"Error: {message}\n    at emulator"}
-    return InvokeResult(200, _dumps(body), _EXECUTED_VERSION)
+def handled_error(error: RemotionError) -> InvokeResult:
+    body = {"type": "error", "message": error.message, "stack": error.stack}
+    return InvokeResult(200, dumps(body), EXECUTED_VERSION)
 
 
-def _unhandled_error(message: str) -> InvokeResult:
-    body = {"errorType": "Error", "errorMessage": message, "trace": []}
+def unhandled_error(error: RemotionError) -> InvokeResult:
+    # The Node.js runtime's shape for a rejected handler: trace is err.stack split by lines.
+    body = {
+        "errorType": error.name,
+        "errorMessage": error.message,
+        "trace": error.stack.split("\n"),
+    }
     return InvokeResult(
-        200, _dumps(body), (*_EXECUTED_VERSION, ("X-Amz-Function-Error", "Unhandled"))
+        200, dumps(body), (*EXECUTED_VERSION, ("X-Amz-Function-Error", "Unhandled"))
     )
 
 
-def _api_error(status: int, error_type: str, body: JSONDict) -> InvokeResult:
+def api_error(status: int, error_type: str, body: JSONDict) -> InvokeResult:
     # botocore takes the error code from x-amzn-ErrorType, so this header is what makes
     # boto3 raise the modeled exception class (e.g. TooManyRequestsException).
-    return InvokeResult(status, _dumps(body), (("x-amzn-ErrorType", error_type),))
+    return InvokeResult(status, dumps(body), (("x-amzn-ErrorType", error_type),))
 
 
-def _throttled() -> InvokeResult:
-    return _api_error(
+def throttled() -> InvokeResult:
+    return api_error(
         429,
         "TooManyRequestsException",
         {
@@ -70,7 +76,3 @@ def _throttled() -> InvokeResult:
             "message": "Rate Exceeded.",
         },
     )
-
-
-class _HandledError(Exception):
-    """Raised inside a routine for errors the real function reports as a handled error."""

@@ -1,277 +1,323 @@
-"""LambdaEmulator's S3 request handling: the read-only, path-style S3 subset.
+"""LambdaEmulator's S3: the path-style REST subset, and the function's own S3 calls.
 
-ListBuckets, GetBucketLocation, HeadBucket, ListObjectsV2, GetObject and HeadObject over
-the objects renders write (see the package docstring), each counted by operation in the
-stats' ``s3_calls``. A mixin of :class:`~devtools.emulator.core.LambdaEmulator`, since it
-reads the same buckets and renders under the same lock; the object model is in
-:mod:`devtools.emulator.s3`.
+Served over HTTP (each request counted by operation in the stats' ``s3_calls``):
+ListBuckets, CreateBucket, HeadBucket, GetBucketLocation, DeleteBucket, ListObjectsV2
+(pagination, delimiter, start-after, url encoding), GetObject (with ``Range``), HeadObject,
+GetObjectAcl, PutObject, DeleteObject, and as accepted no-ops the bucket set-up calls
+Remotion's ``lambda-client/src/create-bucket.ts`` makes (PutBucketPolicy, PutBucketAcl,
+DeleteBucketOwnershipControls, DeletePublicAccessBlock, PutBucketLifecycleConfiguration).
+A PUT of ``renders/<id>/cancel.json`` is what the Python client's
+``cancel_render_on_lambda`` does; the renderers of that render notice it at their next
+poll. The function's own calls (progress uploads, outputs, cancel signals) use the same
+objects without HTTP and are counted in ``internal_s3_calls``. Listing is in
+:mod:`devtools.emulator.s3_listing`.
 """
 
 from __future__ import annotations
 
-import bisect
+import re
 import time
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape as _xml_escape
 
 from devtools.emulator.responses import InvokeResult
 from devtools.emulator.s3 import (
-    _S3_OWNER_ID,
-    _S3_XMLNS,
-    _XML_DECLARATION,
-    S3_MAX_KEYS,
-    _Bucket,
-    _byte_range,
-    _decode_token,
-    _encode_token,
-    _http_date,
-    _iso_ms,
-    _no_such_bucket,
-    _output_object,
-    _progress_document,
-    _quoted_md5,
-    _s3_error,
-    _s3_invalid_argument,
-    _s3_result,
-    _S3Object,
-    _successor,
+    S3_XMLNS,
+    XML_DECLARATION,
+    Bucket,
+    ProgressObject,
+    StoredObject,
+    acl_xml,
+    byte_range,
+    http_date,
+    iso_ms,
+    no_such_bucket,
+    s3_error,
+    s3_result,
 )
-from devtools.emulator.state import _EmulatorState
+from devtools.emulator.s3_listing import list_objects_v2
+from devtools.emulator.state import EmulatorState
+
+_LOCATION = re.compile(r"<LocationConstraint>([^<]*)</LocationConstraint>")
+_SUBRESOURCES = {
+    ("PUT", "policy"): "PutBucketPolicy",
+    ("PUT", "acl"): "PutBucketAcl",
+    ("PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+    ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
+    ("DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    ("DELETE", "lifecycle"): "DeleteBucketLifecycle",
+}
 
 
-class _S3Requests(_EmulatorState):
-    """LambdaEmulator's S3 requests (see the module docstring)."""
+def decode_aws_chunked(body: bytes) -> bytes:
+    """Undo ``Content-Encoding: aws-chunked`` (botocore's checksum trailers)."""
+    out, index = [], 0
+    while index < len(body):
+        line_end = body.index(b"\r\n", index)
+        size = int(body[index:line_end].split(b";", 1)[0], 16)
+        index = line_end + 2
+        if size == 0:
+            break
+        out.append(body[index : index + size])
+        index += size + 2
+    return b"".join(out)
 
-    # -- S3 ----------------------------------------------------------------------------
 
-    def _bucket(self, name: str, created_ms: int) -> _Bucket:
-        """The bucket called ``name``, created on first use (lock held)."""
-        bucket = self._buckets.get(name)
-        if bucket is None:
-            bucket = self._buckets[name] = _Bucket(created_ms)
+class S3Mixin(EmulatorState):
+    """LambdaEmulator's S3 (see the module docstring)."""
+
+    @property
+    def _owner_id(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.account_id.encode()).hexdigest()
+
+    # -- the function's own calls (lock held) ---------------------------------------------
+
+    def _create_bucket(self, name: str, now: float) -> Bucket:
+        bucket = self._buckets[name] = Bucket(self._ms(now))
         return bucket
 
-    def _s3_object(self, bucket: _Bucket, key: str, now_mono: float) -> _S3Object | None:
-        """What a read of ``key`` sees at ``now_mono`` (lock held)."""
-        render = bucket.progress.get(key)
-        if render is not None:
-            with_metadata = now_mono - render.started_mono >= render.metadata_delay_s
-            cached = self._progress_bodies.get((render.render_id, with_metadata))
-            if cached is None:
-                body = _progress_document(render, with_metadata)
-                cached = self._progress_bodies[(render.render_id, with_metadata)] = (
-                    body,
-                    _quoted_md5(body),
-                )
-            written_ms = render.started_epoch_ms
-            if with_metadata:
-                written_ms += int(render.metadata_delay_s * 1000)
-            return _S3Object(key, cached[0], 0, cached[1], written_ms, "application/json")
-        writers = bucket.outputs.get(key)
-        return None if writers is None else _output_object(key, writers, now_mono)
+    def _put_object(self, now: float, bucket: str, key: str, obj: object, op: str) -> bool:
+        """Write an object; False if the bucket does not exist (NoSuchBucket)."""
+        self._counters.internal_s3_calls[op] += 1
+        return self._store(now, bucket, key, obj)
+
+    def _store(self, now: float, bucket_name: str, key: str, obj: object) -> bool:
+        bucket = self._buckets.get(bucket_name)
+        if bucket is None:
+            return False
+        assert isinstance(obj, StoredObject | ProgressObject)
+        bucket.put(key, obj)
+        render_id = self._is_cancel_key(key)
+        if render_id is not None:
+            render = self._renders.get(render_id)
+            if render is not None and render.bucket == bucket_name:
+                self._cancel_signal(now, render)
+        return True
+
+    def _get_object_internal(self, bucket_name: str, key: str) -> tuple[bool, bytes | None]:
+        self._counters.internal_s3_calls["GetObject"] += 1
+        bucket = self._buckets.get(bucket_name)
+        if bucket is None:
+            return False, None
+        obj = bucket.objects.get(key)
+        return True, None if obj is None else obj.data()
+
+    def _object_exists(self, bucket_name: str, key: str) -> bool:
+        bucket = self._buckets.get(bucket_name)
+        return bucket is not None and key in bucket.objects
+
+    def _delete_object_internal(self, bucket_name: str, key: str) -> None:
+        self._counters.internal_s3_calls["DeleteObject"] += 1
+        bucket = self._buckets.get(bucket_name)
+        if bucket is not None:
+            bucket.delete(key)
+
+    # -- HTTP ----------------------------------------------------------------------------------
 
     def s3(
-        self, method: str, path: str, query: str = "", range_header: str | None = None
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        range_header: str | None = None,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
     ) -> InvokeResult:
-        """Serve one path-style S3 request (the read-only subset described in the package)."""
+        """Serve one path-style S3 request."""
+        headers = {k.lower(): v for k, v in (headers or {}).items()}
         bucket_name, _, raw_key = path[1:].partition("/")
         bucket_name, key = unquote(bucket_name), unquote(raw_key)
         params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-        if method not in ("GET", "HEAD"):
-            operation = "Unsupported"
-        elif not bucket_name:
-            operation = "ListBuckets"
-        elif key:
-            operation = "GetObject" if method == "GET" else "HeadObject"
-        elif "location" in params:
-            operation = "GetBucketLocation"
-        elif method == "HEAD":
-            operation = "HeadBucket"
-        elif params.get("list-type") == "2":
-            operation = "ListObjectsV2"
-        else:
-            operation = "Unsupported"
+        operation = self._operation(method, bucket_name, key, params)
         with self._lock:
+            now = time.monotonic()
+            self._advance(now)
             calls = self._counters.s3_calls
             calls[operation] = calls.get(operation, 0) + 1
-        if operation == "ListBuckets":
-            return self._list_buckets()
-        if operation in ("GetObject", "HeadObject"):
-            return self._get_object(bucket_name, key, range_header if method == "GET" else None)
-        if operation == "ListObjectsV2":
-            return self._list_objects_v2(bucket_name, params)
-        with self._lock:
-            known = bucket_name in self._buckets
-        if operation == "Unsupported":
-            return _s3_error(
-                501,
-                "NotImplemented",
-                f"The lambda emulator does not implement {method} {path}"
-                + (f"?{query}" if query else ""),
+            if operation == "Unsupported":
+                suffix = f"?{query}" if query else ""
+                return s3_error(
+                    501,
+                    "NotImplemented",
+                    f"The lambda emulator does not implement {method} {path}{suffix}",
+                )
+            if operation == "ListBuckets":
+                return self._list_buckets()
+            if operation == "CreateBucket":
+                return self._create_bucket_request(bucket_name, body, now)
+            bucket = self._buckets.get(bucket_name)
+            if bucket is None:
+                return no_such_bucket(bucket_name)
+            if operation in ("GetObject", "HeadObject", "GetObjectAcl"):
+                return self._get_object(bucket, key, operation, range_header)
+            if operation == "ListObjectsV2":
+                return list_objects_v2(bucket_name, bucket, params)
+            if operation == "PutObject":
+                return self._put_request(now, bucket_name, key, body, headers)
+            if operation == "DeleteObject":
+                bucket.delete(key)
+                return s3_result(204)
+            return self._bucket_operation(operation, bucket_name, bucket, body)
+
+    @staticmethod
+    def _operation(method: str, bucket: str, key: str, params: Mapping[str, str]) -> str:
+        if not bucket:
+            return "ListBuckets" if method == "GET" else "Unsupported"
+        if key:
+            if "x-id" in params and params["x-id"] not in (
+                "GetObject",
+                "PutObject",
+                "DeleteObject",
+            ):
+                return "Unsupported"
+            if method == "GET":
+                return "GetObjectAcl" if "acl" in params else "GetObject"
+            return {"HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}.get(
+                method, "Unsupported"
             )
-        if not known:
-            return _no_such_bucket(bucket_name)
-        if operation == "HeadBucket":
-            return _s3_result(200, b"", headers=(("x-amz-bucket-region", self.region),))
-        location = "" if self.region == "us-east-1" else self.region
-        return _s3_result(
-            200,
-            f'{_XML_DECLARATION}<LocationConstraint xmlns="{_S3_XMLNS}">{location}'
-            "</LocationConstraint>".encode(),
-        )
+        for (verb, name), operation in _SUBRESOURCES.items():
+            if method == verb and name in params:
+                return operation
+        if method == "GET" and "location" in params:
+            return "GetBucketLocation"
+        if method == "GET" and params.get("list-type") == "2":
+            return "ListObjectsV2"
+        if method == "HEAD" and not params:
+            return "HeadBucket"
+        if method == "PUT" and not params:
+            return "CreateBucket"
+        if method == "DELETE" and not params:
+            return "DeleteBucket"
+        return "Unsupported"
 
     def _list_buckets(self) -> InvokeResult:
-        with self._lock:
-            buckets = sorted((name, bucket.created_ms) for name, bucket in self._buckets.items())
         entries = "".join(
-            f"<Bucket><Name>{_xml_escape(name)}</Name><CreationDate>{_iso_ms(created)}"
+            f"<Bucket><Name>{_xml_escape(name)}</Name><CreationDate>{iso_ms(bucket.created_ms)}"
             f"</CreationDate><BucketRegion>{self.region}</BucketRegion></Bucket>"
-            for name, created in buckets
+            for name, bucket in sorted(self._buckets.items())
         )
         body = (
-            f'{_XML_DECLARATION}<ListAllMyBucketsResult xmlns="{_S3_XMLNS}"><Owner>'
-            f"<ID>{_S3_OWNER_ID}</ID><DisplayName>emulator</DisplayName></Owner>"
+            f'{XML_DECLARATION}<ListAllMyBucketsResult xmlns="{S3_XMLNS}"><Owner>'
+            f"<ID>{self._owner_id}</ID><DisplayName>emulator</DisplayName></Owner>"
             f"<Buckets>{entries}</Buckets></ListAllMyBucketsResult>"
         )
-        return _s3_result(200, body.encode())
+        return s3_result(200, body.encode())
 
-    def _get_object(self, bucket_name: str, key: str, range_header: str | None) -> InvokeResult:
-        now = time.monotonic()
-        with self._lock:
-            bucket = self._buckets.get(bucket_name)
-            found = None if bucket is None else self._s3_object(bucket, key, now)
-        if bucket is None:
-            return _no_such_bucket(bucket_name)
+    def _create_bucket_request(self, name: str, body: bytes, now: float) -> InvokeResult:
+        match = _LOCATION.search(body.decode("utf-8", "replace"))
+        wanted = (match.group(1) if match else "") or "us-east-1"
+        if wanted != self.region:
+            return s3_error(
+                400,
+                "IllegalLocationConstraintException",
+                f"The {wanted} location constraint is incompatible for the region specific "
+                "endpoint this request was sent to.",
+            )
+        if name in self._buckets and self.region != "us-east-1":
+            return s3_error(
+                409,
+                "BucketAlreadyOwnedByYou",
+                "Your previous request to create the named bucket succeeded and you already own "
+                "it.",
+                BucketName=name,
+            )
+        if name not in self._buckets:
+            self._create_bucket(name, now)
+        return s3_result(200, headers=(("Location", f"/{name}"),))
+
+    def _bucket_operation(
+        self, operation: str, name: str, bucket: Bucket, body: bytes
+    ) -> InvokeResult:
+        if operation == "HeadBucket":
+            return s3_result(200, headers=(("x-amz-bucket-region", self.region),))
+        if operation == "GetBucketLocation":
+            location = "" if self.region == "us-east-1" else self.region
+            return s3_result(
+                200,
+                f'{XML_DECLARATION}<LocationConstraint xmlns="{S3_XMLNS}">{location}'
+                "</LocationConstraint>".encode(),
+            )
+        if operation == "DeleteBucket":
+            if bucket.objects:
+                return s3_error(
+                    409,
+                    "BucketNotEmpty",
+                    "The bucket you tried to delete is not empty",
+                    BucketName=name,
+                )
+            del self._buckets[name]
+            return s3_result(204)
+        if operation == "PutBucketPolicy":
+            bucket.policy = body
+            return s3_result(204)
+        if operation == "PutBucketLifecycleConfiguration":
+            bucket.lifecycle = body
+            return s3_result(200)
+        if operation in (
+            "DeleteBucketOwnershipControls",
+            "DeletePublicAccessBlock",
+            "DeleteBucketLifecycle",
+        ):
+            return s3_result(204)
+        return s3_result(200)  # PutBucketAcl, PutBucketOwnershipControls, PutPublicAccessBlock
+
+    def _put_request(
+        self, now: float, bucket_name: str, key: str, body: bytes, headers: Mapping[str, str]
+    ) -> InvokeResult:
+        if "x-amz-copy-source" in headers:
+            return s3_error(
+                501, "NotImplemented", "The lambda emulator does not implement CopyObject"
+            )
+        if "aws-chunked" in headers.get("content-encoding", ""):
+            body = decode_aws_chunked(body)
+        obj = StoredObject(
+            body,
+            headers.get("content-type") or "binary/octet-stream",
+            self._ms(now),
+            acl=headers.get("x-amz-acl"),
+            content_disposition=headers.get("content-disposition"),
+        )
+        self._store(now, bucket_name, key, obj)
+        return s3_result(200, headers=(("ETag", obj.etag),))
+
+    def _get_object(
+        self, bucket: Bucket, key: str, operation: str, range_header: str | None
+    ) -> InvokeResult:
+        found = bucket.objects.get(key)
         if found is None:
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+            return s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+        if operation == "GetObjectAcl":
+            return s3_result(200, acl_xml(self._owner_id, found.acl))
         headers: tuple[tuple[str, str], ...] = (
             ("ETag", found.etag),
-            ("Last-Modified", _http_date(found.last_modified_ms)),
+            ("Last-Modified", http_date(found.last_modified_ms)),
             ("Accept-Ranges", "bytes"),
         )
-        body, padding, status = found.body, found.padding, 200
-        if range_header:
+        if found.content_disposition:
+            headers += (("Content-Disposition", found.content_disposition),)
+        data, padding, status, size = found.data(), found.padding, 200, found.size
+        if range_header and operation == "GetObject":
             try:
-                span = _byte_range(range_header, found.size)
+                span = byte_range(range_header, size)
             except ValueError:
-                return _s3_error(
+                return s3_error(
                     416,
                     "InvalidRange",
                     "The requested range is not satisfiable",
                     RangeRequested=range_header,
-                    ActualObjectSize=str(found.size),
+                    ActualObjectSize=str(size),
                 )
             if span is not None:
                 first, last = span
                 status = 206
-                body = found.body[first : last + 1]
-                padding = last + 1 - max(first, len(found.body)) if padding else 0
-                headers += (("Content-Range", f"bytes {first}-{last}/{found.size}"),)
-        return _s3_result(
-            status, body, content_type=found.content_type, headers=headers, padding=padding
+                data = data[first : last + 1]
+                padding = last + 1 - max(first, len(found.data())) if padding else 0
+                headers += (("Content-Range", f"bytes {first}-{last}/{size}"),)
+        return s3_result(
+            status, data, content_type=found.content_type, headers=headers, padding=padding
         )
-
-    def _list_objects_v2(self, bucket_name: str, params: Mapping[str, str]) -> InvokeResult:
-        prefix = params.get("prefix", "")
-        delimiter = params.get("delimiter", "")
-        start_after = params.get("start-after", "")
-        token = params.get("continuation-token")
-        url_encode = params.get("encoding-type") == "url"
-        raw_max_keys = params.get("max-keys", str(S3_MAX_KEYS))
-        try:
-            max_keys = int(raw_max_keys)
-            if max_keys < 0:
-                raise ValueError(raw_max_keys)
-        except ValueError:
-            return _s3_invalid_argument(
-                "Provided max-keys not an integer or within integer range",
-                "max-keys",
-                raw_max_keys,
-            )
-        max_keys = min(max_keys, S3_MAX_KEYS)
-        resume = None
-        if token is not None:
-            resume = _decode_token(token)
-            if resume is None:
-                return _s3_invalid_argument(
-                    "The continuation token provided is incorrect", "continuation-token", token
-                )
-
-        contents: list[_S3Object] = []
-        common_prefixes: list[str] = []
-        last: tuple[str, str] | None = None
-        truncated = False
-        now = time.monotonic()
-        with self._lock:
-            bucket = self._buckets.get(bucket_name)
-            if bucket is not None:
-                keys = bucket.sorted_keys()
-                if resume is not None and resume[0] == "p":
-                    bound = _successor(resume[1])
-                    index = len(keys) if bound is None else bisect.bisect_left(keys, bound)
-                elif resume is not None:
-                    index = bisect.bisect_right(keys, resume[1])
-                else:
-                    index = bisect.bisect_right(keys, start_after) if start_after else 0
-                index = max(index, bisect.bisect_left(keys, prefix))
-                while index < len(keys):
-                    key = keys[index]
-                    if not key.startswith(prefix):
-                        break
-                    found = self._s3_object(bucket, key, now)
-                    if found is None:
-                        index += 1
-                        continue
-                    if len(contents) + len(common_prefixes) >= max_keys:
-                        truncated = max_keys > 0
-                        break
-                    cut = key.find(delimiter, len(prefix)) if delimiter else -1
-                    if cut < 0:
-                        contents.append(found)
-                        last = ("k", key)
-                        index += 1
-                        continue
-                    common = key[: cut + len(delimiter)]
-                    common_prefixes.append(common)
-                    last = ("p", common)
-                    bound = _successor(common)
-                    index = len(keys) if bound is None else bisect.bisect_left(keys, bound, index)
-        if bucket is None:
-            return _no_such_bucket(bucket_name)
-
-        def text(value: str) -> str:
-            return quote(value, safe="/") if url_encode else _xml_escape(value)
-
-        parts = [
-            f'{_XML_DECLARATION}<ListBucketResult xmlns="{_S3_XMLNS}">',
-            f"<Name>{_xml_escape(bucket_name)}</Name><Prefix>{text(prefix)}</Prefix>",
-        ]
-        if token is not None:
-            parts.append(f"<ContinuationToken>{_xml_escape(token)}</ContinuationToken>")
-        if truncated and last is not None:
-            parts.append(f"<NextContinuationToken>{_encode_token(*last)}</NextContinuationToken>")
-        parts.append(
-            f"<KeyCount>{len(contents) + len(common_prefixes)}</KeyCount>"
-            f"<MaxKeys>{max_keys}</MaxKeys>"
-        )
-        if delimiter:
-            parts.append(f"<Delimiter>{text(delimiter)}</Delimiter>")
-        parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
-        if start_after:
-            parts.append(f"<StartAfter>{text(start_after)}</StartAfter>")
-        parts.extend(
-            f"<Contents><Key>{text(found.key)}</Key>"
-            f"<LastModified>{_iso_ms(found.last_modified_ms)}</LastModified>"
-            f"<ETag>{_xml_escape(found.etag)}</ETag><Size>{found.size}</Size>"
-            "<StorageClass>STANDARD</StorageClass></Contents>"
-            for found in contents
-        )
-        parts.extend(
-            f"<CommonPrefixes><Prefix>{text(common)}</Prefix></CommonPrefixes>"
-            for common in common_prefixes
-        )
-        if url_encode:
-            parts.append("<EncodingType>url</EncodingType>")
-        parts.append("</ListBucketResult>")
-        return _s3_result(200, "".join(parts).encode())

@@ -20,16 +20,10 @@ from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import unquote
 
-from devtools.emulator.constants import (
-    DEFAULT_FUNCTION_TIMEOUT_S,
-    DEFAULT_SPEED_FPS,
-    DEFAULT_TIMEOUT_GRACE_S,
-    REMOTION_VERSION,
-)
 from devtools.emulator.control import handle_control
 from devtools.emulator.core import LambdaEmulator
-from devtools.emulator.responses import InvokeResult, _api_error
-from devtools.emulator.s3 import _ZEROS
+from devtools.emulator.responses import InvokeResult, api_error
+from devtools.emulator.s3 import ZEROS
 
 _INVOKE_PREFIX: Final = "/2015-03-31/functions/"
 _INVOKE_SUFFIX: Final = "/invocations"
@@ -98,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
                     invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
                     result = emulator.invoke(function_ref, body, invocation_type)
                 else:
-                    result = _api_error(
+                    result = api_error(
                         404,
                         "UnknownOperationException",
                         {"Type": "User", "message": "Unknown path"},
@@ -106,10 +100,21 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith(_CONTROL_PREFIX):
                 result = handle_control(emulator, method, path, body)
             else:
-                result = emulator.s3(method, path, query, self.headers.get("Range"))
+                headers = {
+                    name: value
+                    for name in (
+                        "Content-Type",
+                        "Content-Encoding",
+                        "Content-Disposition",
+                        "x-amz-acl",
+                        "x-amz-copy-source",
+                    )
+                    if (value := self.headers.get(name)) is not None
+                }
+                result = emulator.s3(method, path, query, self.headers.get("Range"), body, headers)
         except Exception as exc:  # a server must answer rather than drop the connection
             self.close_connection = True
-            result = _api_error(500, "ServiceException", {"Type": "Service", "Message": repr(exc)})
+            result = api_error(500, "ServiceException", {"Type": "Service", "Message": repr(exc)})
         self._send(result, with_body=method != "HEAD")
         if self.server.verbose:
             self.log_message('"%s %s" %d', method, self.path, result.status)
@@ -131,8 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(head + result.body)
         remaining = result.padding
         while remaining:
-            chunk = min(remaining, len(_ZEROS))
-            self.wfile.write(memoryview(_ZEROS)[:chunk])
+            chunk = min(remaining, len(ZEROS))
+            self.wfile.write(memoryview(ZEROS)[:chunk])
             remaining -= chunk
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -178,8 +183,9 @@ class _Server(ThreadingHTTPServer):
 class EmulatorServer:
     """Run the emulator on a real socket, in a daemon thread, for in-process tests.
 
-    Keyword options are those of :class:`LambdaEmulator` (and of the CLI). ``port=0`` picks
-    a free port; read it back from :attr:`url` after :meth:`start`.
+    Keyword options are those of :class:`LambdaEmulator` (region, account, function names,
+    concurrency, version, speed, ``faults=``...). ``port=0`` picks a free port; read it back
+    from :attr:`url` after :meth:`start`. Two servers are two AWS accounts (or regions).
     """
 
     def __init__(
@@ -187,31 +193,13 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        speed: float = DEFAULT_SPEED_FPS,
-        region: str = "us-east-1",
-        function_name: str | None = None,
-        concurrency_limit: int | None = None,
-        function_timeout_s: float = DEFAULT_FUNCTION_TIMEOUT_S,
-        start_delay_ms: float = 0.0,
-        status_delay_ms: float = 0.0,
-        remotion_version: str = REMOTION_VERSION,
-        timeout_grace_s: float = DEFAULT_TIMEOUT_GRACE_S,
         verbose: bool = False,
+        **options: Any,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.verbose = verbose
-        self.emulator = LambdaEmulator(
-            speed=speed,
-            region=region,
-            function_name=function_name,
-            concurrency_limit=concurrency_limit,
-            function_timeout_s=function_timeout_s,
-            start_delay_ms=start_delay_ms,
-            status_delay_ms=status_delay_ms,
-            remotion_version=remotion_version,
-            timeout_grace_s=timeout_grace_s,
-        )
+        self.emulator = LambdaEmulator(**options)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -252,6 +240,7 @@ class EmulatorServer:
         httpd.server_close()
         if thread is not None:
             thread.join()
+        self.emulator.close()
 
     def __enter__(self) -> Self:
         return self.start()
