@@ -7,6 +7,7 @@ import pytest
 
 from devtools.emulator import EmulatorServer
 from shared import outputs
+from shared.settings import DEFAULT_FUNCTION_NAME
 from shared.producer import enqueue_render
 from tests.support import WorkerGroup, all_terminal, get_render, make_request, wait_until
 
@@ -37,8 +38,16 @@ def test_a_worker_pointed_at_another_remotion_version_exits_at_start_up(
 def test_a_worker_pointed_at_a_missing_function_exits_at_start_up(
     db: str, workers: WorkerGroup
 ) -> None:
-    worker = workers.start_worker(extra_env={"REMOTION_LAMBDA_FUNCTION_NAME": "no-such-function"})
-    assert worker.proc.wait(60) == 78, worker.logs()[-2000:]
+    """An account where only the default function is deployed (AWS answers 404
+    ResourceNotFoundException for any other name)."""
+    with EmulatorServer(port=0, function_names=[DEFAULT_FUNCTION_NAME]) as account:
+        worker = workers.start_worker(
+            extra_env={
+                "AWS_ENDPOINT_URL_LAMBDA": account.url,
+                "REMOTION_LAMBDA_FUNCTION_NAME": "no-such-function",
+            }
+        )
+        assert worker.proc.wait(60) == 78, worker.logs()[-2000:]
     assert any(
         "no-such-function" in str(line.get("reason"))
         for line in worker.json_logs()
