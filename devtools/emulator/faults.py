@@ -98,6 +98,9 @@ class Faults:
     # Remotion's own waits (real milliseconds, not scaled).
     no_render_retry_ms: float = NO_RENDER_RETRY_MS
     missing_progress_mode: str = "not-found"
+    #: Fault injection: for this long after a start, status does not find progress.json (a
+    #: read that misses), so it answers as Remotion does for a missing render.
+    unreadable_progress_for_ms: float = 0.0
     cancel_poll_ms: float = CANCEL_POLL_MS
     cancel_error_name: str = "Error"
     webhook_timeout_ms: float = WEBHOOK_TIMEOUT_MS
@@ -285,6 +288,7 @@ FAULT_PARSERS: Final[Mapping[str, Callable[[str, object], Any]]] = {
     "upload_interval_ms": non_negative,
     "no_render_retry_ms": non_negative,
     "missing_progress_mode": _choice("not-found", "no-such-key"),
+    "unreadable_progress_for_ms": non_negative,
     "cancel_poll_ms": positive,
     "cancel_error_name": _choice("Error", "CancelledError"),
     "webhook_timeout_ms": positive,

@@ -77,6 +77,10 @@ class RoutinesMixin(StartMixin):
             if bucket is None:
                 raise RemotionError("The specified bucket does not exist", "NoSuchBucket")
             obj = bucket.objects.get(progress_key(render_id))
+            render = self._renders.get(render_id)
+            hidden_s = faults.unreadable_progress_for_ms / 1000
+            if hidden_s and render is not None and now - render.started_mono < hidden_s:
+                obj = None  # fault injection: the read misses
             if obj is None:
                 if faults.missing_progress_mode == "no-such-key":
                     raise RemotionError("The specified key does not exist.", "NoSuchKey")
