@@ -3,14 +3,23 @@
 Pushes N renders through several independent worker groups (each a ``dramatiq`` master, as if
 on its own machine) while killing worker processes at random (SIGKILL), wiping Redis once
 (FLUSHALL) and making the emulated Lambda fail intermittently (429s, crashes, failing progress
-calls). A supervisor loop restarts dead groups, as systemd or compose would. Then it checks the
-invariants and prints the figures:
+calls). Remotion's own ways of failing are on as well: the emulated account has less Lambda
+concurrency than renderq's budget lets start (renderers throttled inside renders, which
+renderq starts again as new attempts), a share of renders names a composition the site does
+not have (Remotion fails them after the start), and status sometimes cannot read a render's
+progress.json for a few seconds ("No render with ID", after Remotion's retries). A supervisor
+loop restarts dead groups, as systemd or compose would. Then it checks the invariants and
+prints the figures:
 
 * every render is terminal (``lost`` counts the ones that are not);
-* no render was started twice (``duplicates``; the unavoidable window is recovered by outName);
-* every failure has an error code and a message, and only injected faults fail renders;
+* no attempt was started twice (``duplicates``: one start per outName; the unavoidable window
+  is recovered by outName), and every attempt but the last of a render was throttled inside
+  Lambda;
+* every failure has an error code and Remotion's message, and only injected faults fail
+  renders (a fatal error, an unknown composition);
 * the per-user rate limit held in every window that does not straddle the Redis wipe (a wiped
-  Redis forgets the windows; see docs/architecture.md).
+  Redis forgets the windows; see docs/architecture.md). Starts of attempts Lambda throttled
+  inside the render do not count: renderq gives their permit back.
 
 Exit status 0 when every invariant holds. ``--json PATH`` writes the figures.
 """
@@ -39,12 +48,23 @@ FAULTS = [
     {"throttle_status": 8},
     {"crash_status": 4},
     {"fail_status": 3},
+    {"unreadable_progress_for_ms": 3000},  # a "No render with ID" window for new renders
+    {"unreadable_progress_for_ms": 0},
 ]
+#: A composition the emulated site does not have: Remotion fails it in launch.
+MISSING_COMPOSITION = "NotOnTheSite"
 
 
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
+
+
+def attempt_name(render: Any, attempt: int) -> str:
+    """The outName of one attempt (``shared.repository.out_name``)."""
+    from shared.repository import out_name
+
+    return out_name(render.id, attempt, render.codec)
 
 
 def parse_rate(spec: str) -> tuple[int, float]:
@@ -64,6 +84,15 @@ def main() -> int:
     parser.add_argument("--rate", default="3/4s", help="RENDER_RATE_LIMIT for the run (n/Ns)")
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--fatal-share", type=float, default=0.05, help="renders made to fail")
+    parser.add_argument(
+        "--unknown-share", type=float, default=0.03, help="renders naming a missing composition"
+    )
+    parser.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=60,
+        help="the emulated account's Lambda concurrency (renderq's budget stays at 900)",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
@@ -74,7 +103,9 @@ def main() -> int:
     figures: dict[str, Any] = {"renders": args.renders, "groups": args.groups, "kills": 0}
     try:
         redis_url = stack.ensure_redis("", private=True)  # it will be wiped
-        emulator_url = stack.start_emulator("--speed", "150")
+        emulator_url = stack.start_emulator(
+            "--speed", "150", "--concurrency-limit", str(args.account_concurrency)
+        )
         database_url = os.environ.get("CHAOS_DATABASE_URL", f"sqlite:///{run_dir / 'chaos.db'}")
         stack.env.update(
             {
@@ -97,6 +128,7 @@ def main() -> int:
                 "RECONCILE_GRACE_S": "3",
                 "MAX_POLL_FAILURES": "1000",
                 "MAX_START_ATTEMPTS": "1000",
+                "MAX_THROTTLE_RESTARTS": "1000",
             }
         )
         os.environ.update(stack.env)
@@ -106,14 +138,16 @@ def main() -> int:
         from shared import renders
         from shared.producer import RenderRequest, enqueue_renders
 
-        fatal_ids: set[int] = set(
-            rng.sample(range(args.renders), int(args.renders * args.fatal_share))
+        doomed = rng.sample(
+            range(args.renders), int(args.renders * (args.fatal_share + args.unknown_share))
         )
+        fatal_ids: set[int] = set(doomed[: int(args.renders * args.fatal_share)])
+        unknown_ids: set[int] = set(doomed) - fatal_ids
         requests = [
             RenderRequest(
                 user_id=f"user{i % args.users}",
                 generation_id=f"chaos-{i}",
-                composition="Main",
+                composition=MISSING_COMPOSITION if i in unknown_ids else "Main",
                 width=1280,
                 height=720,
                 fps=30,
@@ -126,7 +160,8 @@ def main() -> int:
         ]
         stored = enqueue_renders(requests)
         ids = [r.id for r in stored]
-        expected_failures = {stored[i].id for i in fatal_ids}
+        expected_failures = {stored[i].id for i in fatal_ids | unknown_ids}
+        unknown_renders = {stored[i].id for i in unknown_ids}
 
         groups = [
             stack.start_worker(f"group{g}", processes=2, threads=args.threads)
@@ -172,20 +207,40 @@ def main() -> int:
         rows = renders.get_many(ids)
         stats = control(emulator_url, "/_emulator/stats")
         by_out = stats["start_times_by_out_name"]
-        starts = {r.id: len(by_out.get(r.out_name or "", [])) for r in rows}
+        # One start per attempt (outName); an attempt before the last one was throttled
+        # inside Lambda, and its start is not counted against the user's rate limit.
+        starts_by_attempt = {
+            r.id: [len(by_out.get(attempt_name(r, a), [])) for a in range(1, r.attempts + 1)]
+            for r in rows
+        }
+        throttled = {
+            (r.id, e["attempt"])
+            for r in rows
+            for e in r.error_history
+            if e.get("code") == "lambda_throttled"
+        }
         failed = [r for r in rows if r.status == "failed"]
         limit, window = parse_rate(args.rate)
         rate_violations = 0
         per_user: dict[str, list[float]] = defaultdict(list)
         for r in rows:
-            per_user[r.user_id] += by_out.get(r.out_name or "", [])
+            for attempt in range(1, r.attempts + 1):
+                if (r.id, attempt) not in throttled:
+                    per_user[r.user_id] += by_out.get(attempt_name(r, attempt), [])
         for times in per_user.values():
             times.sort()
             for i in range(len(times) - limit):
-                a, b = times[i], times[i + limit]
-                straddles = flushed_at is not None and a - window <= flushed_at <= b + window
-                if b - a < window and not straddles:
+                first, last = times[i], times[i + limit]
+                straddles = flushed_at is not None and first - window <= flushed_at <= last + window
+                if last - first < window and not straddles:
                     rate_violations += 1
+        unexplained_attempts = sum(
+            (r.id, a) not in throttled for r in rows for a in range(1, r.attempts)
+        )
+        wrong_reasons = sum(
+            r.id in unknown_renders and "Could not find composition" not in (r.error_message or "")
+            for r in failed
+        )
         figures.update(
             {
                 "restarts": restarts,
@@ -195,13 +250,18 @@ def main() -> int:
                 "failed": len(failed),
                 "failed_by_code": dict(Counter(r.error_code for r in failed)),
                 "unexpected_failures": sum(r.id not in expected_failures for r in failed),
+                "unknown_composition_failures": len(unknown_renders),
+                "failures_with_wrong_reason": wrong_reasons,
+                "throttled_attempts_restarted": len(throttled),
+                "attempts_without_a_throttle": unexplained_attempts,
                 "failures_without_reason": sum(
                     not (r.error_code and r.error_message) for r in failed
                 ),
                 "never_started": sum(
-                    starts[r.id] == 0 for r in rows if r.id not in expected_failures
+                    starts_by_attempt[r.id][-1] == 0 for r in rows if r.id not in expected_failures
                 ),
-                "duplicates": sum(n > 1 for n in starts.values()),
+                "duplicates": sum(n > 1 for ns in starts_by_attempt.values() for n in ns),
+                "emulator_renderers_throttled": stats["concurrency"]["refused"].get("renderer", 0),
                 "emulator_starts": stats["starts_total"],
                 "emulator_429s": stats["throttled_total"],
                 "emulator_crashes": stats["crashes_total"],
@@ -220,6 +280,8 @@ def main() -> int:
         and figures.get("duplicates") == 0
         and figures.get("failures_without_reason") == 0
         and figures.get("unexpected_failures") == 0
+        and figures.get("failures_with_wrong_reason") == 0
+        and figures.get("attempts_without_a_throttle") == 0
         and figures.get("rate_limit_violations") == 0
     )
     print("chaos: invariants hold" if ok else "chaos: INVARIANT VIOLATED")
