@@ -20,6 +20,7 @@ NAMES = frozenset(
         "start.after_claim",  # claim held, Lambda not called
         "start.after_lambda_start",  # Lambda accepted the start, ids not saved
         "poll.after_progress",  # progress read from Lambda, not saved
+        "notify.after_send",  # an event sent, its delivery not recorded
     }
 )
 

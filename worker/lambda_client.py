@@ -213,7 +213,8 @@ class RenderLambda:
             buckets = [bucket] if bucket else self._client._get_remotion_buckets()
         except Exception as exc:
             raise map_error(exc, is_start=False) from exc
-        return start_recovery.find_render(aws.s3_client(), buckets, out_name, since)
+        prefixes = start_recovery.shard_prefixes(self.settings.remotion_delete_after)
+        return start_recovery.find_render(aws.s3_client(), buckets, out_name, since, prefixes)
 
     def progress(self, render_id: str, bucket: str) -> RenderProgress:
         started = time.perf_counter()

@@ -43,6 +43,7 @@ from shared.models import utcnow
 from shared.per_process import PerProcess
 from shared.repository import events as outbox
 from shared.settings import Settings, get_settings
+from worker.failpoints import failpoint
 
 log = get_logger(__name__)
 
@@ -86,6 +87,7 @@ def deliver_one(event_row_id: str) -> str:
         send(event, settings)
     except Exception as exc:
         return _failed(event, exc, settings, bound)
+    failpoint("notify.after_send")
     outbox.mark_delivered(event_row_id, event["attempts"])
     log.info(
         "event delivered",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
 
-from devtools.bench import bare, enqueue, latency, lifecycle, memory, sweep, throttle
+from devtools.bench import bare, enqueue, latency, lifecycle, memory, recovery, sweep, throttle
 from devtools.bench.config import DEFAULT_POSTGRES_URL, QUICK, REQUIRES, SECTIONS, Sizes
 from devtools.bench.context import Bench
 from devtools.bench.report import report, write_results
@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("poll_sweep", sweep.poll_sweep),
             ("enqueue", enqueue.enqueue),
             ("throttle", throttle.throttle),
+            ("recovery", recovery.recovery),
             ("memory", memory.memory),
         ]
         for name, fn in plan:

@@ -16,6 +16,7 @@ SECTIONS = (
     "poll_sweep",
     "enqueue",
     "throttle",
+    "recovery",
     "memory",
 )
 REQUIRES = {"lifecycle": ("bare",), "memory": ("lifecycle",)}
@@ -44,6 +45,7 @@ class Sizes:
     enqueue_batched: int = 10_000
     enqueue_batch: int = 500
     throttle_samples: int = 5_000
+    recovery_bucket_renders: int = 50_000
 
 
 QUICK = Sizes(
@@ -56,4 +58,5 @@ QUICK = Sizes(
     enqueue_single=100,
     enqueue_batched=1_000,
     throttle_samples=300,
+    recovery_bucket_renders=2_000,
 )

@@ -44,6 +44,18 @@ def handle_control(emulator: LambdaEmulator, method: str, path: str, body: bytes
             return _control_response(200, emulator.configure(changes))
         except ValueError as exc:
             return _control_response(400, {"error": str(exc)})
+    if route == ("POST", "/_emulator/s3/seed"):
+        try:
+            spec = json.loads(body) if body else {}
+            count = emulator.seed_finished_renders(
+                str(spec["bucket"]),
+                int(spec["renders"]),
+                float(spec.get("age_s", 86_400)),
+                spec.get("delete_after", "30-days"),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return _control_response(400, {"error": f"seed needs bucket and renders: {exc}"})
+        return _control_response(200, {"seeded": count})
     return _control_response(404, {"error": f"no control endpoint {method} {path}"})
 
 

@@ -15,6 +15,8 @@ objects without HTTP and are counted in ``internal_s3_calls``. Listing is in
 
 from __future__ import annotations
 
+import json
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -76,6 +78,33 @@ class S3Mixin(EmulatorState):
         return hashlib.sha256(self.account_id.encode()).hexdigest()
 
     # -- the function's own calls (lock held) ---------------------------------------------
+
+    def seed_finished_renders(
+        self, bucket_name: str, count: int, age_s: float, delete_after: str | None
+    ) -> int:
+        """Control API: ``count`` old, finished render folders (a progress.json naming its
+        outName and the output) in a bucket, as a long-lived Remotion bucket holds; for
+        measuring what listing ``renders/`` costs."""
+        with self._lock:
+            now = time.monotonic()
+            bucket = self._buckets.get(bucket_name) or self._create_bucket(bucket_name, now)
+            written = self._ms(now) - int(age_s * 1000)
+            rng = random.Random(count)
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            for i in range(count):
+                # Remotion's id shape (lambda-client/src/lifecycle.ts): [deleteAfter, 10 random]
+                random_part = "".join(rng.choice(alphabet) for _ in range(10))
+                render_id = f"{delete_after}-{random_part}" if delete_after else random_part
+                out = f"seeded-{i}.mp4"
+                doc = json.dumps({"renderMetadata": {"renderId": render_id, "outName": out}})
+                bucket.put(
+                    f"renders/{render_id}/progress.json",
+                    StoredObject(doc.encode(), "application/json", written),
+                )
+                bucket.put(
+                    f"renders/{render_id}/{out}", StoredObject(b"", "video/mp4", written, 1024)
+                )
+            return count
 
     def _create_bucket(self, name: str, now: float) -> Bucket:
         bucket = self._buckets[name] = Bucket(self._ms(now))
