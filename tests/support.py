@@ -120,6 +120,26 @@ class WorkerGroup:
     def start_scheduler(self, extra_env: dict[str, str] | None = None) -> ManagedProcess:
         return self._spawn("scheduler", [sys.executable, "-m", "worker.scheduler"], extra_env)
 
+    def start_web(self, port: int, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        """``python -m web`` on ``port``; returns once ``/healthz`` answers."""
+        import urllib.request
+
+        env = {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(port), **(extra_env or {})}
+        web = self._spawn("web", [sys.executable, "-m", "web"], env)
+
+        def healthy() -> bool:
+            if web.proc.poll() is not None:
+                raise AssertionError(f"web process exited:\n{web.logs()[-2000:]}")
+            try:
+                url = f"http://127.0.0.1:{port}/healthz"
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=30, what="web process healthy")
+        return web
+
     def stop(self, managed: ManagedProcess, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if managed.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
