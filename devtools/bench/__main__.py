@@ -21,7 +21,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
 
-from devtools.bench import bare, enqueue, latency, lifecycle, memory, recovery, sweep, throttle
+from devtools.bench import (
+    bare,
+    enqueue,
+    latency,
+    lifecycle,
+    memory,
+    recovery,
+    sweep,
+    throttle,
+    webhooks,
+)
 from devtools.bench.config import DEFAULT_POSTGRES_URL, QUICK, REQUIRES, SECTIONS, Sizes
 from devtools.bench.context import Bench
 from devtools.bench.report import report, write_results
@@ -125,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("enqueue", enqueue.enqueue),
             ("throttle", throttle.throttle),
             ("recovery", recovery.recovery),
+            ("webhooks", webhooks.webhooks),
             ("memory", memory.memory),
         ]
         for name, fn in plan:

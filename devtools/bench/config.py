@@ -17,6 +17,7 @@ SECTIONS = (
     "enqueue",
     "throttle",
     "recovery",
+    "webhooks",
     "memory",
 )
 REQUIRES = {"lifecycle": ("bare",), "memory": ("lifecycle",)}
@@ -46,6 +47,9 @@ class Sizes:
     enqueue_batch: int = 500
     throttle_samples: int = 5_000
     recovery_bucket_renders: int = 50_000
+    webhook_rate: float = 20.0
+    webhook_seconds: float = 10.0
+    webhook_long_renders: int = 20
 
 
 QUICK = Sizes(
@@ -59,4 +63,7 @@ QUICK = Sizes(
     enqueue_batched=1_000,
     throttle_samples=300,
     recovery_bucket_renders=2_000,
+    webhook_rate=10.0,
+    webhook_seconds=2.0,
+    webhook_long_renders=2,
 )

@@ -38,7 +38,7 @@ def latency(bench: Bench) -> None:
     def frames_of(i: int) -> int:
         return 60 + (i * 97) % 241
 
-    settings = {**UNLIMITED, "POLL_INTERVAL": str(poll_interval)}
+    settings = {**UNLIMITED, "POLL_INTERVAL_S": str(poll_interval)}
     with contextlib.ExitStack() as stack:
         db_url = stack.enter_context(bench.database(kind))
         run = stack.enter_context(

@@ -115,7 +115,7 @@ def _lifecycle_one(bench: Bench, kind: str, *, with_floor: bool = True) -> dict[
     from shared.producer import enqueue_renders
 
     n = bench.sizes.lifecycle_renders
-    settings = {**UNLIMITED, "POLL_INTERVAL": str(bench.sizes.lifecycle_poll_interval_s)}
+    settings = {**UNLIMITED, "POLL_INTERVAL_S": str(bench.sizes.lifecycle_poll_interval_s)}
     with contextlib.ExitStack() as stack:
         db_url = stack.enter_context(bench.database(kind))
         run = stack.enter_context(

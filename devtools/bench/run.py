@@ -141,6 +141,25 @@ class Run:
     def start_scheduler(self) -> None:
         self.scheduler = self.stack.spawn("scheduler", [sys.executable, "-m", "worker.scheduler"])
 
+    def start_web(self) -> None:
+        """``python -m web`` on ``WEB_PORT`` (set in this run's settings); returns once
+        ``/healthz`` answers."""
+        import urllib.request
+
+        web = self.stack.spawn("web", [sys.executable, "-m", "web"])
+        url = f"http://127.0.0.1:{self.env['WEB_PORT']}/healthz"
+
+        def healthy() -> bool:
+            if web.poll() is not None:
+                raise RuntimeError("web process exited:\n" + self.stack.log_tail("web"))
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=60, interval=0.1, what="the web process")
+
     def record_rss(self) -> None:
         """VmHWM only grows while a process lives, so the last reading is the run's peak."""
         if self.worker is not None and self.worker.poll() is None:

@@ -72,7 +72,7 @@ def _sweep_one(bench: Bench, kind: str, n: int) -> dict[str, Any]:
     from shared.settings import get_settings
     from worker.poller import last_sweep
 
-    settings = {**UNLIMITED, "POLL_INTERVAL": "2", "RENDER_TIMEOUT": "86400"}
+    settings = {**UNLIMITED, "POLL_INTERVAL_S": "2", "RENDER_TIMEOUT_S": "86400"}
     emulator_args = (
         "--speed",
         "0.01",

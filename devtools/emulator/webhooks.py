@@ -205,6 +205,8 @@ class WebhooksMixin(EmulatorState):
         self._counters.webhooks["sent"] += 1
 
         def send() -> None:
+            if delivery.render.webhook_sent_at is None:
+                delivery.render.webhook_sent_at = time.monotonic()
             error = post(delivery.url, delivery.body, delivery.headers, timeout_s)
             self._webhook_result(delivery, error, copy)
 
