@@ -8,8 +8,11 @@ concurrency than renderq's budget lets start (renderers throttled inside renders
 renderq starts again as new attempts), a share of renders names a composition the site does
 not have (Remotion fails them after the start), and status sometimes cannot read a render's
 progress.json for a few seconds ("No render with ID", after Remotion's retries). A supervisor
-loop restarts dead groups, as systemd or compose would. Then it checks the invariants and
-prints the figures:
+loop restarts dead groups, as systemd or compose would. Remotion's webhooks go to a web process
+(and are dropped, delayed, duplicated and reordered at times, so the safety poll must catch
+the lost ones), a share of renders is cancelled while pending or rendering, and every render
+asks for notifications (a Dramatiq actor, and for half of them a signed HTTP callback to a
+receiver in this process). Then it checks the invariants and prints the figures:
 
 * every render is terminal (``lost`` counts the ones that are not);
 * no attempt was started twice (``duplicates``: one start per outName; the unavoidable window
@@ -17,6 +20,8 @@ prints the figures:
   Lambda;
 * every failure has an error code and Remotion's message, and only injected faults fail
   renders (a fatal error, an unknown composition);
+* every terminal render (cancelled ones included) has exactly one delivered event per channel
+  it asked for, and cancelled renders are only those that were cancelled;
 * the per-user rate limit held in every window that does not straddle the Redis wipe (a wiped
   Redis forgets the windows; see docs/architecture.md). Starts of attempts Lambda throttled
   inside the render do not count: renderq gives their permit back.
@@ -27,19 +32,21 @@ Exit status 0 when every invariant holds. ``--json PATH`` writes the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from devtools.devstack import ROOT, Stack
+from devtools.devstack import ROOT, Stack, free_port
 from devtools.emulator import control
 
 FAULTS = [
@@ -50,7 +57,41 @@ FAULTS = [
     {"fail_status": 3},
     {"unreadable_progress_for_ms": 3000},  # a "No render with ID" window for new renders
     {"unreadable_progress_for_ms": 0},
+    {"webhook_drop": 5},
+    {"webhook_duplicate": 5},
+    {"webhook_reorder": 3},
+    {"webhook_delay_ms": 1500},
+    {"webhook_delay_ms": 0},
 ]
+WEBHOOK_SECRET = "chaos-webhook-secret-0123456789abcdef"
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Receiver:
+    """The producer's callback endpoint: counts deliveries by event id."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.events: Counter[str] = Counter()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.events[self.headers["webhook-id"]] += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/renderq"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+TERMINAL = ("complete", "failed", "cancelled")
 #: A composition the emulated site does not have: Remotion fails it in launch.
 MISSING_COMPOSITION = "NotOnTheSite"
 
@@ -87,6 +128,7 @@ def main() -> int:
     parser.add_argument(
         "--unknown-share", type=float, default=0.03, help="renders naming a missing composition"
     )
+    parser.add_argument("--cancel-share", type=float, default=0.05, help="renders cancelled")
     parser.add_argument(
         "--account-concurrency",
         type=int,
@@ -107,6 +149,8 @@ def main() -> int:
             "--speed", "150", "--concurrency-limit", str(args.account_concurrency)
         )
         database_url = os.environ.get("CHAOS_DATABASE_URL", f"sqlite:///{run_dir / 'chaos.db'}")
+        receiver = Receiver()
+        web_port = free_port()
         stack.env.update(
             {
                 "REDIS_URL": redis_url,
@@ -129,6 +173,16 @@ def main() -> int:
                 "MAX_POLL_FAILURES": "1000",
                 "MAX_START_ATTEMPTS": "1000",
                 "MAX_THROTTLE_RESTARTS": "1000",
+                "WEB_HOST": "127.0.0.1",
+                "WEB_PORT": str(web_port),
+                "REMOTION_WEBHOOK_URL": f"http://127.0.0.1:{web_port}/webhooks/remotion",
+                "REMOTION_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "SAFETY_POLL_INTERVAL_S": "2",
+                "CANCEL_STOP_BOUND_S": "10",
+                "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+                "NOTIFY_SIGNING_SECRET": SIGNING_SECRET,
+                "NOTIFY_TIMEOUT_S": "2",
+                "NOTIFY_SWEEP_INTERVAL_S": "1",
             }
         )
         os.environ.update(stack.env)
@@ -136,7 +190,11 @@ def main() -> int:
 
         upgrade_head(database_url)
         from shared import renders
+        from shared.errors import IllegalTransition
+        from shared.models import EventStatus
         from shared.producer import RenderRequest, enqueue_renders
+        from shared.render_request import NotifyActor
+        from shared.repository import events as outbox
 
         doomed = rng.sample(
             range(args.renders), int(args.renders * (args.fatal_share + args.unknown_share))
@@ -155,6 +213,8 @@ def main() -> int:
                 input_props={"__emulator__": {"fatal_at": 0.5, "message": "injected fatal error"}}
                 if i in fatal_ids
                 else {"i": i},
+                notify=NotifyActor(queue_name="chaos-events", actor_name="render_done"),
+                callback_url=receiver.url if i % 2 else None,
             )
             for i in range(args.renders)
         ]
@@ -162,6 +222,9 @@ def main() -> int:
         ids = [r.id for r in stored]
         expected_failures = {stored[i].id for i in fatal_ids | unknown_ids}
         unknown_renders = {stored[i].id for i in unknown_ids}
+        to_cancel = set(rng.sample(ids, int(args.renders * args.cancel_share)))
+        cancelled: set[str] = set()
+        web = stack.spawn("web", [sys.executable, "-m", "web"])
 
         groups = [
             stack.start_worker(f"group{g}", processes=2, threads=args.threads)
@@ -176,13 +239,22 @@ def main() -> int:
         while True:
             now = time.monotonic()
             rows = renders.get_many(ids)
-            terminal = sum(r.status in ("complete", "failed") for r in rows)
+            terminal = sum(r.status in TERMINAL for r in rows)
             if terminal == len(ids) or now - started > args.time_limit:
                 break
             for g, proc in enumerate(groups):
                 if proc.poll() is not None:  # the supervisor's job: restart the group
                     groups[g] = stack.start_worker(f"group{g}", processes=2, threads=args.threads)
                     restarts += 1
+            if web.poll() is not None:
+                web = stack.spawn("web", [sys.executable, "-m", "web"])
+                restarts += 1
+            # Cancel a few renders as they go, some while pending, some while rendering.
+            for row in rows:
+                if row.id in to_cancel and row.id not in cancelled and rng.random() < 0.1:
+                    with contextlib.suppress(IllegalTransition):
+                        renders.cancel(row.id, "chaos")
+                    cancelled.add(row.id)
             if now >= next_kill:
                 victim = rng.choice(groups)
                 kids = children(victim.pid)
@@ -203,6 +275,13 @@ def main() -> int:
                 next_fault = now + rng.uniform(2.0, 5.0)
             time.sleep(0.3)
         drain_s = time.monotonic() - started
+        # Deliveries run a little behind the transitions (and retry): wait for the outbox.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+            e.status == EventStatus.PENDING for e in outbox.list_events(limit=100_000)
+        ):
+            time.sleep(0.5)
+        events = outbox.list_events(limit=100_000)
 
         rows = renders.get_many(ids)
         stats = control(emulator_url, "/_emulator/stats")
@@ -241,11 +320,41 @@ def main() -> int:
             r.id in unknown_renders and "Could not find composition" not in (r.error_message or "")
             for r in failed
         )
+        wanted = {
+            r.id: {"dramatiq", "http"} if r.callback_url else {"dramatiq"}
+            for r in rows
+            if r.status in TERMINAL
+        }
+        delivered: dict[str, Counter[str]] = defaultdict(Counter)
+        for event in events:
+            if event.status == EventStatus.DELIVERED:
+                delivered[event.render_id][event.channel] += 1
+        notification_errors = sum(
+            delivered.get(rid, Counter()) != Counter(dict.fromkeys(channels, 1))
+            for rid, channels in wanted.items()
+        )
+        http_ids = {e.event_id for e in events if e.channel == "http"}
+        never_started = [
+            f"{r.id} {r.status} attempts={r.attempts} starts={starts_by_attempt[r.id]}"
+            for r in rows
+            if r.id not in expected_failures
+            and r.status != "cancelled"
+            and starts_by_attempt[r.id][-1] == 0
+        ]
         figures.update(
             {
                 "restarts": restarts,
                 "redis_flushes": 1 if flushed_at else 0,
-                "lost": sum(r.status not in ("complete", "failed") for r in rows),
+                "lost": sum(r.status not in TERMINAL for r in rows),
+                "cancelled": sum(r.status == "cancelled" for r in rows),
+                "cancelled_unasked": sum(
+                    r.status == "cancelled" and r.id not in cancelled for r in rows
+                ),
+                "events_delivered": sum(e.status == EventStatus.DELIVERED for e in events),
+                "events_dead": sum(e.status == EventStatus.DEAD for e in events),
+                "renders_without_exactly_one_event_per_channel": notification_errors,
+                "callbacks_received": sum(receiver.events.values()),
+                "callbacks_missing": len(http_ids - set(receiver.events)),
                 "complete": sum(r.status == "complete" for r in rows),
                 "failed": len(failed),
                 "failed_by_code": dict(Counter(r.error_code for r in failed)),
@@ -257,9 +366,8 @@ def main() -> int:
                 "failures_without_reason": sum(
                     not (r.error_code and r.error_message) for r in failed
                 ),
-                "never_started": sum(
-                    starts_by_attempt[r.id][-1] == 0 for r in rows if r.id not in expected_failures
-                ),
+                "never_started": len(never_started),
+                "never_started_examples": never_started[:3],
                 "duplicates": sum(n > 1 for ns in starts_by_attempt.values() for n in ns),
                 "emulator_renderers_throttled": stats["concurrency"]["refused"].get("renderer", 0),
                 "emulator_starts": stats["starts_total"],
@@ -278,11 +386,15 @@ def main() -> int:
     ok = (
         figures.get("lost") == 0
         and figures.get("duplicates") == 0
+        and figures.get("never_started") == 0
         and figures.get("failures_without_reason") == 0
         and figures.get("unexpected_failures") == 0
         and figures.get("failures_with_wrong_reason") == 0
         and figures.get("attempts_without_a_throttle") == 0
         and figures.get("rate_limit_violations") == 0
+        and figures.get("cancelled_unasked") == 0
+        and figures.get("renders_without_exactly_one_event_per_channel") == 0
+        and figures.get("callbacks_missing") == 0
     )
     print("chaos: invariants hold" if ok else "chaos: INVARIANT VIOLATED")
     if args.json_path:
