@@ -42,6 +42,7 @@ from shared.models import Render, RenderStatus, utcnow
 from shared.redis_client import get_redis
 from shared.redis_keys import RedisKeys
 from shared.renders import count_by_status
+from shared.repository import events as outbox
 from shared.settings import get_settings
 from worker.lambda_budget import get_budget
 from worker.middleware.heartbeat import read_workers
@@ -200,6 +201,7 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
             oldest = oldest_pending_created_at(session)
             waiting_users = throttled_users(session, now)
             failures = failures_since(session, now - FAILURE_WINDOW)
+        events = outbox.event_counts()
     except sa.exc.SQLAlchemyError as exc:
         raise Unreachable(
             f"cannot read the database ({redact_url(settings.database_url)}): "
@@ -207,7 +209,9 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
         ) from None
     try:
         queues = queue_depths(
-            get_redis(), redis_keys.keys(), [settings.start_queue, settings.poll_queue]
+            get_redis(),
+            redis_keys.keys(),
+            [settings.start_queue, settings.poll_queue, settings.notify_queue],
         )
         budget = get_budget()
         lambda_budget = {
@@ -239,6 +243,7 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
         "last_sweep": sweep,
         "workers": workers,
         "failures_last_hour": failures,
+        "events": events,
     }
 
 
@@ -394,6 +399,15 @@ def render_dashboard(doc: dict[str, Any], error: str | None = None) -> Renderabl
         parts.append(Text(f"failures in the last hour  {listed}", style="red"))
     else:
         parts.append(Text("failures in the last hour  none"))
+    events = doc.get("events", {})
+    line = f"notification events  pending {events.get('pending', 0)}  dead {events.get('dead', 0)}"
+    dead = events.get("dead", 0)
+    parts.append(
+        Text(
+            line + ("  (python -m scripts.events list --status dead)" if dead else ""),
+            style="red" if dead else "",
+        )
+    )
     return Group(*parts)
 
 

@@ -172,7 +172,9 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
         "last_sweep",
         "workers",
         "failures_last_hour",
+        "events",
     ]
+    assert doc["events"] == {"pending": 0, "delivered": 0, "dead": 0}
     now = known_state["now"]
     assert timedelta(0) <= iso(doc["generated_at"]) - now < timedelta(seconds=30)
     assert doc["namespace"] == namespace
@@ -216,6 +218,7 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
     assert doc["queues"] == {
         "renders": {"ready": 4, "delayed": 1, "unacked": 1, "dead": 1},
         "render-polls": {"ready": 1, "delayed": 0, "unacked": 0, "dead": 0},
+        "render-events": {"ready": 0, "delayed": 0, "unacked": 0, "dead": 0},
     }
     assert doc["lambda_budget"] == {"in_use": 12, "budget": BUDGET, "waiting": 1}
 
