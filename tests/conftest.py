@@ -80,7 +80,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url = request.getfixturevalue("pg_database_url")
     engine = sa.create_engine(db.normalize_url(url))
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
+        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits, render_event")
     engine.dispose()
     yield url
 
