@@ -170,7 +170,7 @@ def test_database_unreachable_for_a_while(
 
     engine = sa.create_engine(normalize_url(pg_database_url))
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
+        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits, render_event")
     engine.dispose()
     use_db(pg_database_url)
     configure(env, monkeypatch)

@@ -21,7 +21,7 @@ DB_PASSWORD = "pg-Pa55w0rd-not-for-logs"
 def test_no_secret_in_any_log_line(env, use_db, pg_database_url, workers, emulator, monkeypatch):
     engine = sa.create_engine(normalize_url(pg_database_url))
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits")
+        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits, render_event")
     engine.dispose()
     use_db(pg_database_url)
     for key, value in {
