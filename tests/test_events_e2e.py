@@ -7,11 +7,13 @@ RENDER_TIMEOUT_S; notifications survive the sender being SIGKILLed mid-delivery.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -21,6 +23,7 @@ from shared import renders
 from shared.models import EventStatus
 from shared.producer import enqueue_render, enqueue_renders
 from shared.repository import events as outbox
+from tests.inprocess.test_remotion_webhooks import remotion_body, sign
 from tests.support import (
     WorkerGroup,
     all_terminal,
@@ -223,3 +226,47 @@ def test_a_notification_survives_a_sigkill_of_its_sender(
     headers, body = receiver.received[-1]
     event = Webhook(SIGNING).verify(body, headers)
     assert event["type"] == "render.complete" and event["render"]["id"] == render.id
+
+
+def test_forged_and_replayed_webhooks_over_http_change_nothing(
+    db: str, workers: WorkerGroup, emulator: EmulatorServer, webhooks: dict[str, str]
+) -> None:
+    """1,000 forged webhooks at the real web process while a render runs: every one 401, the
+    row untouched; a valid webhook replayed after the render completed changes nothing."""
+    _start_all(workers, webhooks)
+    running = enqueue_render(
+        make_request(generation_id="forged", input_props={"__emulator__": {"never_finish": True}})
+    )
+    finished = enqueue_render(make_request(generation_id="replayed"))
+    wait_until(lambda: get_render(running.id).status == "rendering", timeout=30, what="rendering")
+    wait_until(lambda: all_terminal([finished.id]), timeout=60, what="render terminal")
+    row = get_render(running.id)
+    assert row.lambda_render_id
+    body = remotion_body("success", running.id, row.attempts, row.lambda_render_id)
+    rng = random.Random(13)
+    answers: list[int] = []
+    url = webhooks["REMOTION_WEBHOOK_URL"]
+    with httpx.Client(timeout=10) as client:
+        for i in range(1_000):
+            headers = {"content-type": "application/json"}
+            sent = body
+            if i % 4 == 1:
+                headers["x-remotion-signature"] = sign(body, f"guess-{i}")
+            elif i % 4 == 2:
+                sent = body.replace(b"0.0123", str(rng.random()).encode())
+                headers["x-remotion-signature"] = sign(body, SECRET)
+            elif i % 4 == 3:
+                headers["x-remotion-signature"] = f"sha512={rng.getrandbits(512):0128x}"
+            answers.append(client.post(url, content=sent, headers=headers).status_code)
+        done = get_render(finished.id)
+        replay = remotion_body("success", done.id, done.attempts, done.lambda_render_id or "")
+        again = client.post(
+            url, content=replay, headers={"x-remotion-signature": sign(replay, SECRET)}
+        )
+    assert answers == [401] * 1_000
+    assert again.status_code == 200, again.text
+    after = get_render(running.id)
+    assert (after.status, after.completed_at, after.output_url) == ("rendering", None, None)
+    replayed = get_render(finished.id)
+    assert (replayed.completed_at, replayed.cost_usd) == (done.completed_at, done.cost_usd)
+    assert renders.cancel(running.id, "test over").status == "cancelled"
