@@ -214,10 +214,21 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
             [settings.start_queue, settings.poll_queue, settings.notify_queue],
         )
         budget = get_budget()
+        pools = budget.pools()
         lambda_budget = {
-            "in_use": budget.in_use(),
-            "budget": settings.lambda_concurrency_budget,
+            "in_use": sum(p.in_use for p in pools),
+            "budget": sum(p.configured for p in pools),
             "waiting": budget.waiting(),
+            "waiting_by_user": budget.waiting_by_user(),
+            "pools": [
+                {
+                    "name": p.name,
+                    "in_use": p.in_use,
+                    "effective": p.effective,
+                    "configured": p.configured,
+                }
+                for p in pools
+            ],
         }
         sweep = last_sweep()
         workers = read_workers()[0]
@@ -363,6 +374,16 @@ def render_dashboard(doc: dict[str, Any], error: str | None = None) -> Renderabl
             f" functions in use, {budget['waiting']} waiting for room",
         )
     )
+    pools = budget.get("pools", [])
+    for pool in pools:
+        shrunk = pool["effective"] < pool["configured"]
+        if len(pools) > 1 or shrunk:
+            parts.append(
+                Text.assemble(
+                    f"  pool {pool['name']}  {pool['in_use']}/{pool['effective']}",
+                    (f" (throttled: {pool['configured']} configured)", "yellow") if shrunk else "",
+                )
+            )
 
     sweep = doc["last_sweep"]
     if sweep:

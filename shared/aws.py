@@ -62,34 +62,42 @@ def _addressing_style() -> str:
     return "path" if custom else "auto"
 
 
-def _lambda() -> Any:
+#: Clients by (service, region, endpoint): one per Lambda pool (``shared.pools``).
+_clients: PerProcess[dict[tuple[str, str, str | None], Any]] = PerProcess(dict)
+
+
+def _client(service: str, region: str | None, endpoint_url: str | None) -> Any:
     settings = get_settings()
-    with _creating:
-        return session().client(
-            "lambda", region_name=settings.remotion_aws_region, config=lambda_config(settings)
-        )
+    key = (service, region or settings.remotion_aws_region, endpoint_url)
+    clients = _clients.get()
+    found = clients.get(key)
+    if found is None:
+        with _creating:
+            found = clients.get(key)
+            if found is None:
+                build = _lambda_with if service == "lambda" else _s3_with
+                found = clients[key] = build(settings, key[1], endpoint_url)
+    return found
 
 
-_lambda_holder: PerProcess[Any] = PerProcess(_lambda)
+def _lambda_with(settings: Settings, region: str, endpoint_url: str | None) -> Any:
+    return session().client(
+        "lambda", region_name=region, endpoint_url=endpoint_url, config=lambda_config(settings)
+    )
 
 
-def lambda_client() -> Any:
-    """The process's Lambda client (boto3 clients are thread-safe)."""
-    return _lambda_holder.get()
+def lambda_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """The process's Lambda client for a region (boto3 clients are thread-safe)."""
+    return _client("lambda", region, endpoint_url)
 
 
-def _s3() -> Any:
-    settings = get_settings()
-    with _creating:
-        return _s3_with(settings)
-
-
-def _s3_with(settings: Settings) -> Any:
+def _s3_with(settings: Settings, region: str, endpoint_url: str | None) -> Any:
     return session().client(
         "s3",
-        region_name=settings.remotion_aws_region,
+        region_name=region,
+        endpoint_url=endpoint_url,
         config=Config(
-            s3={"addressing_style": _addressing_style()},
+            s3={"addressing_style": "path" if endpoint_url else _addressing_style()},
             signature_version="s3v4",
             connect_timeout=settings.lambda_connect_timeout_s,
             read_timeout=settings.lambda_read_timeout_s,
@@ -99,9 +107,6 @@ def _s3_with(settings: Settings) -> Any:
     )
 
 
-_s3_holder: PerProcess[Any] = PerProcess(_s3)
-
-
-def s3_client() -> Any:
-    """The process's S3 client (boto3 clients are thread-safe)."""
-    return _s3_holder.get()
+def s3_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
+    """The process's S3 client for a region (boto3 clients are thread-safe)."""
+    return _client("s3", region, endpoint_url)

@@ -64,6 +64,8 @@ class ErrorCode(StrEnum):
     LAMBDA_THROTTLED = "lambda_throttled"
     TIMEOUT = "timeout"  # not done within RENDER_TIMEOUT_S, or Remotion's function timed out
     POLL_FAILED = "poll_failed"  # progress could not be read for MAX_POLL_FAILURES sweeps
+    #: more Lambda functions than the largest pool's budget, even cut as coarsely as allowed
+    OVER_CAPACITY = "over_capacity"
 
     @property
     def replayable(self) -> bool:
@@ -125,6 +127,8 @@ class Render(SQLModel, table=True):
     # Lambda bookkeeping.
     lambda_render_id: str | None = Field(default=None, max_length=64)
     lambda_bucket: str | None = Field(default=None, max_length=128)
+    #: The Lambda pool (``LAMBDA_POOLS``) the render runs in; progress and cancel go there.
+    lambda_pool: str | None = Field(default=None, max_length=40)
     out_name: str | None = Field(default=None, max_length=256)
     #: A worker's lease on starting this render (while still ``pending``): only the holder of
     #: an unexpired token may call Lambda ``start``.
@@ -157,13 +161,20 @@ class Render(SQLModel, table=True):
 
 
 class UserLimit(SQLModel, table=True):
-    """A per-user override of ``RENDER_RATE_LIMIT`` (a plan tier), changed without a deploy."""
+    """A user's plan: overrides of the rate limit, budget weight, in-flight cap and priority
+    class (None: the setting's default), changed without a deploy."""
 
     __tablename__ = "user_limits"
 
     user_id: str = Field(primary_key=True, max_length=128)
     #: Same syntax as RENDER_RATE_LIMIT, e.g. ``100/day`` or ``10/hour,50/day``.
-    render_rate_limit: str = Field(max_length=200)
+    render_rate_limit: str | None = Field(default=None, max_length=200)
+    #: Share of the Lambda budget relative to other waiting users (DEFAULT_USER_WEIGHT).
+    weight: float | None = None
+    #: Renders in flight at once (MAX_RENDERS_IN_FLIGHT_PER_USER; 0: no cap).
+    max_in_flight: int | None = None
+    #: Priority class 0..9: a higher class always starts before a lower one (DEFAULT_PRIORITY).
+    priority: int | None = None
     note: str | None = Field(default=None, max_length=500)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -7,7 +7,8 @@
 The row is written before the message is sent, so ``render.id`` can be shown to a user at
 once. If the process dies between the two, the render stays ``pending`` with no message; the
 worker side can recover it because the message carries the whole request. A request that breaks
-a render limit raises ``RenderLimitExceeded`` here and never reaches the queue.
+a render limit raises ``RenderLimitExceeded`` here, one that can never fit the Lambda budget
+``OverCapacity``, and neither reaches the queue.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from shared.messages import enqueue_many, producer_broker, start_render_message
 from shared.models import Render
 from shared.rate_limit import Quota, get_limiter
 from shared.render_limits import RenderLimitExceeded, RenderLimits
+from shared.render_plan import OverCapacity, chunking_for
 from shared.render_request import RenderRequest
 
 __all__ = [
+    "OverCapacity",
     "RenderLimitExceeded",
     "RenderRequest",
     "enqueue_render",
@@ -51,6 +54,7 @@ def enqueue_renders(requests: Sequence[RenderRequest]) -> list[Render]:
     limits = RenderLimits.from_settings()
     for request in requests:
         limits.enforce(request)
+        chunking_for(request.duration_in_frames)
     stored = repository.insert_pending_many([(str(uuid.uuid4()), r) for r in requests])
     messages = [
         start_render_message(message_payload(render.id, request))

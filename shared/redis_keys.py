@@ -74,6 +74,14 @@ class RedisKeys:
             raise ValueError(f"unknown budget key {part!r}")
         return self._key("budget", part)
 
+    def budget_queue_prefix(self) -> str:
+        """Prefix of the per-user zsets of parked renders: ``<prefix>:<user id>``."""
+        return self._key("budget", "queue")
+
+    def budget_users_prefix(self) -> str:
+        """Prefix of the per-priority zsets of users with parked renders: ``<prefix>:<0..9>``."""
+        return self._key("budget", "users")
+
     def poll_slot(self, slot: int) -> str:
         return self._key("poll-slot", str(slot))
 
@@ -107,7 +115,17 @@ class RedisKeys:
 
 
 #: The Lambda budget's keys, in the order its Lua scripts take them.
-BUDGET_PARTS = ("inflight", "admitted", "waiting", "seen", "used")
+BUDGET_PARTS = (
+    "inflight",
+    "held_by",
+    "admitted",
+    "used",
+    "parked",
+    "user_inflight",
+    "finish",
+    "vtime",
+    "aimd",
+)
 
 
 @lru_cache(maxsize=8)
@@ -133,6 +151,8 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"__heartbeats__", "dramatiq", "broker heartbeats"),
     (r"ratelimit:.+", "renderq", "a user's permits (sliding-window log)"),
     (r"budget:(?:" + "|".join(BUDGET_PARTS) + ")", "renderq", "Lambda concurrency budget"),
+    (r"budget:queue:.+", "renderq", "a user's renders parked for budget, oldest first"),
+    (r"budget:users:\d", "renderq", "users with parked renders of one priority, by SFQ tag"),
     (r"poll-slot:\d+", "renderq", "a poll tick claimed this slot"),
     (r"reconcile-slot:\d+", "renderq", "a reconcile pass claimed this slot"),
     (r"deliver-slot:\d+", "renderq", "an event delivery sweep claimed this slot"),

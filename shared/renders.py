@@ -81,7 +81,8 @@ def cancel(render_id: str, reason: str | None = None) -> Render:
     from shared import repository
     from shared.messages import cancel_render_message, producer_broker
 
-    render, was_rendering = repository.cancel(render_id, reason)
-    if was_rendering:
-        producer_broker().enqueue(cancel_render_message(render_id))
+    render, _ = repository.cancel(render_id, reason)
+    # A rendering one is stopped on Lambda; a pending one gives up its place in line (a worker
+    # owns the Lambda budget).
+    producer_broker().enqueue(cancel_render_message(render_id))
     return render

@@ -172,8 +172,25 @@ class Settings(BaseSettings):
     #: Estimated Lambda functions (1 + renderer chunks per render) allowed in flight at once,
     #: across all renders; keep it below the account's concurrency quota (1,000 by default).
     lambda_concurrency_budget: int = 900
-    #: Milliseconds a render waits before asking the budget again when it is full.
-    budget_retry_ms: int = 2_000
+    #: Several Lambda pools (regions, accounts, functions) as a JSON list, in preference
+    #: order: ``[{"name": "use1", "budget": 900, "region": "us-east-1", "function_name": ..,
+    #: "serve_url": .., "bucket": .., "endpoint_url": ..}]``; omitted fields take the
+    #: ``REMOTION_*`` values. Empty: one pool ``default`` of ``LAMBDA_CONCURRENCY_BUDGET``.
+    lambda_pools: str | None = None
+    #: A throttled pool's effective budget is halved, never below this share of its budget.
+    lambda_budget_floor_share: float = Field(default=0.1, gt=0, le=1)
+    #: Seconds between two halvings of one pool (one burst of throttling halves it once).
+    lambda_budget_shrink_cooldown_s: float = 5.0
+    #: Functions a second a shrunk budget grows back by, up to the configured budget.
+    lambda_budget_recovery_per_s: float = Field(default=1.0, gt=0)
+    #: The most frames one renderer function may take when a render is chunked coarser to fit
+    #: the budget (each renderer must finish within the function's timeout).
+    max_frames_per_lambda: int = Field(default=600, ge=4)
+    #: Plan defaults (per-user overrides live in ``user_limits``): share of the budget
+    #: relative to other users, renders in flight at once (0: no cap), priority class 0..9.
+    default_user_weight: float = Field(default=1.0, gt=0)
+    max_renders_in_flight_per_user: int = Field(default=0, ge=0)
+    default_priority: int = Field(default=0, ge=0, le=9)
 
     # --- lifecycle ----------------------------------------------------------------------------
     #: Seconds between two progress calls for the same render in ``rendering``.
@@ -248,6 +265,7 @@ class Settings(BaseSettings):
         "remotion_webhook_secret",
         "remotion_webhook_previous_secrets",
         "notify_signing_secret",
+        "lambda_pools",
         mode="before",
     )
     @classmethod

@@ -14,7 +14,8 @@ from shared.settings import get_settings
 from tests.support import emulator_call, make_request
 from worker import poller, reconciler, start
 from worker.defer import Defer
-from worker.lambda_budget import LambdaBudget, default_frames_per_lambda, estimate_functions
+from shared.render_plan import OverCapacity, chunking_for
+from worker.lambda_budget import Admission, Grant, LambdaBudget
 
 
 @pytest.mark.parametrize("frames", [1, 5, 20, 21, 90, 300, 600, 1200, 1800, 18_000, 40_000])
@@ -40,53 +41,159 @@ def test_estimate_matches_what_the_emulated_function_runs(frames, env, emulator)
         "codec": "h264",
         "outName": f"est-{frames}.mp4",
         "forceDurationInFrames": frames,
-        "framesPerLambda": default_frames_per_lambda(frames),
+        "framesPerLambda": chunking_for(frames, 1_000).frames_per_lambda,
     }
     client.invoke(FunctionName="f", Payload=json.dumps(payload))
     stats = emulator_call(emulator.url, "/_emulator/stats")
     [render] = stats["renders"].values()
-    assert render["functions"] == estimate_functions(frames)
+    assert render["functions"] == chunking_for(frames, 1_000).functions
 
 
 @pytest.fixture
 def budget(env, monkeypatch):
     monkeypatch.setenv("LAMBDA_CONCURRENCY_BUDGET", "100")
-    monkeypatch.setenv("BUDGET_RETRY_MS", "2000")
     get_settings.cache_clear()
     return LambdaBudget()
 
 
-def test_admits_while_it_fits(budget):
-    assert budget.admit("a", 40, 1) == (True, 40)
-    assert budget.admit("b", 40, 2) == (True, 80)
-    assert budget.admit("c", 40, 3) == (False, 80)
-    assert budget.admit("a", 40, 1) == (True, 80)  # idempotent for a holder
-    budget.release("a")
-    assert budget.admit("c", 40, 3) == (True, 80)
-    assert budget.in_use() == 80
+def _ids(grants: list[Grant]) -> list[str]:
+    return [g.render_id for g in grants]
 
 
-def test_oldest_waiting_render_goes_first(budget):
-    budget.admit("big-running", 90, 0)
-    assert budget.admit("old", 30, 100) == (False, 90)  # waits: 90 + 30 > 100
-    assert budget.admit("young", 5, 200)[0] is False  # would fit, but "old" waits first
-    budget.release("big-running")
-    assert budget.admit("young", 5, 200)[0] is False
-    assert budget.admit("old", 30, 100)[0] is True
-    assert budget.admit("young", 5, 200)[0] is True
-    assert budget.waiting() == 0
+def test_admits_while_it_fits_parks_the_rest_and_a_release_wakes_them(budget):
+    assert budget.admit("a", "u1", 40, 1) == Admission("default", [])
+    assert budget.admit("b", "u1", 40, 2).pool == "default"
+    assert budget.admit("c", "u1", 40, 3) == Admission(None, [])  # parked
+    assert budget.admit("a", "u1", 40, 1).pool == "default"  # idempotent for a holder
+    assert budget.waiting() == 1 and budget.in_use() == 80
+    assert _ids(budget.release_many(["a"])) == ["c"]  # the release admitted the parked one
+    assert budget.holds("c") and budget.waiting() == 0 and budget.in_use() == 80
+    assert budget.admit("c", "u1", 40, 3).pool == "default"  # its wake-up finds room held
 
 
-def test_a_waiter_that_stops_asking_does_not_block_the_line(budget, monkeypatch):
-    budget.admit("running", 90, 0)
-    budget.admit("gone", 30, 100)  # waits, then its message is lost
-    budget.release("running")
-    monkeypatch.setenv("BUDGET_RETRY_MS", "10")  # stale after max(10 s, 5 x retry)
+def test_within_a_user_oldest_first_and_nothing_jumps_the_head_of_the_line(budget):
+    budget.admit("big-running", "other", 90, 0)
+    assert budget.admit("young", "u1", 5, 200).pool == "default"  # fits, nobody waits
+    assert budget.admit("old", "u1", 30, 100).pool is None  # parked: 95 + 30 > 100
+    assert budget.admit("younger", "u1", 4, 300).pool is None  # would fit, but "old" is first
+    # Another user who has had nothing yet is the fair candidate, ahead of u1's line.
+    assert budget.admit("small", "u2", 1, 400).pool == "default"
+    assert _ids(budget.release_many(["young"])) == []  # 91 + 30 still does not fit
+    assert _ids(budget.release_many(["big-running"])) == ["old", "younger"]
+
+
+def test_a_new_user_goes_before_a_floods_backlog(budget):
+    """Start-time fair queuing: B arrives behind 50 of A's and is next, not 51st."""
+    budget.admit("a-running", "A", 100, 0)
+    for i in range(50):
+        budget.admit(f"a{i:02}", "A", 10, 1 + i)
+    budget.admit("b0", "B", 10, 1000)
+    budget.admit("b1", "B", 10, 1001)
+    order = _ids(budget.release_many(["a-running"]))
+    assert len(order) == 10
+    assert order.index("b0") <= 1 and order.index("b1") <= 3
+    assert order.count("b0") + order.count("b1") == 2
+
+
+def test_weights_share_the_budget(budget):
+    budget.admit("hold", "x", 100, 0)
+    for i in range(40):
+        budget.admit(f"h{i:02}", "heavy", 10, i, weight=3)
+        budget.admit(f"l{i:02}", "light", 10, i, weight=1)
+    order = _ids(budget.release_many(["hold"]))
+    for _ in range(3):
+        order += _ids(budget.release_many(order[-10:]))
+    first = order[:40]
+    heavy = sum(1 for r in first if r.startswith("h"))
+    assert heavy == 30, first  # 3:1
+
+
+def test_a_higher_priority_class_always_goes_first(budget):
+    budget.admit("hold", "x", 100, 0)
+    for i in range(20):
+        budget.admit(f"flood{i:02}", "flood", 10, i)
+    budget.admit("urgent", "vip", 50, 100, priority=5)
+    order = _ids(budget.release_many(["hold"]))
+    assert order[0] == "urgent"
+
+
+def test_a_user_at_its_in_flight_cap_waits_while_others_go(budget):
+    budget.admit("c1", "capped", 10, 1, max_in_flight=2)
+    budget.admit("c2", "capped", 10, 2, max_in_flight=2)
+    assert budget.admit("c3", "capped", 10, 3, max_in_flight=2).pool is None  # at its cap
+    assert budget.admit("o1", "other", 10, 4).pool == "default"  # room, and not capped
+    assert _ids(budget.release_many(["c1"])) == ["c3"]
+
+
+def test_pools_fill_in_preference_order_and_release_to_their_own(budget, monkeypatch):
+    monkeypatch.setenv(
+        "LAMBDA_POOLS", '[{"name": "near", "budget": 20}, {"name": "far", "budget": 40}]'
+    )
     get_settings.cache_clear()
-    assert budget.admit("young", 5, 200)[0] is False
-    # Age "gone" past the stale limit by rewriting its last-seen time.
-    budget.redis.hset(budget.keys[3], "gone", budget.redis_now_ms() - 11_000)
-    assert budget.admit("young", 5, 200)[0] is True
+    assert budget.admit("r1", "u", 15, 1).pool == "near"
+    assert budget.admit("r2", "u", 15, 2).pool == "far"  # near has 5 left
+    assert budget.admit("r3", "u", 5, 3).pool == "near"
+    assert budget.admit("r4", "u", 30, 4).pool is None  # far has 25 left
+    assert _ids(budget.release_many(["r2"])) == ["r4"]
+    assert budget.pool_of("r4") == "far"
+    assert {p.name: p.in_use for p in budget.pools()} == {"near": 20, "far": 30}
+
+
+def test_throttling_halves_a_pools_budget_which_recovers_additively(budget, monkeypatch):
+    monkeypatch.setenv("LAMBDA_BUDGET_RECOVERY_PER_S", "100")  # 1 function per 10 ms
+    monkeypatch.setenv("LAMBDA_BUDGET_SHRINK_COOLDOWN_S", "60")
+    monkeypatch.setenv("LAMBDA_BUDGET_FLOOR_SHARE", "0.3")
+    get_settings.cache_clear()
+    assert budget.shrink("default") == 50
+    assert budget.shrink("default") is None  # one burst of throttling halves it once
+    assert budget.admit("r1", "u", 45, 1).pool == "default"
+    assert budget.admit("r2", "u", 45, 2).pool is None  # would fit 100, not the shrunk budget
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not budget.dispatch():
+        time.sleep(0.05)
+    assert budget.holds("r2")  # recovered to >= 90 without any release
+    time.sleep(0.2)
+    [pool] = budget.pools()
+    assert pool.effective == 100 and not budget.any_shrunk()  # never above the configured
+
+
+def test_the_floor_bounds_the_shrink(budget, monkeypatch):
+    monkeypatch.setenv("LAMBDA_BUDGET_SHRINK_COOLDOWN_S", "0")
+    monkeypatch.setenv("LAMBDA_BUDGET_FLOOR_SHARE", "0.25")
+    monkeypatch.setenv("LAMBDA_BUDGET_RECOVERY_PER_S", "0.001")
+    get_settings.cache_clear()
+    values = [budget.shrink("default") for _ in range(5)]
+    assert values == [50, 25, 25, 25, 25]
+
+
+def test_releasing_a_parked_render_removes_it_from_the_line(budget):
+    budget.admit("hold", "x", 100, 0)
+    budget.admit("p1", "u", 10, 1)
+    budget.admit("p2", "u", 10, 2)
+    budget.release_many(["p1"])  # cancelled while parked
+    assert budget.parked() == {"p2"}
+    assert _ids(budget.release_many(["hold"])) == ["p2"]
+    assert budget.redis.keys(f"{budget._key['parked']}*") == []
+
+
+@pytest.mark.parametrize(
+    ("frames", "budget_size", "functions"),
+    [(600, 100, 31), (600, 10, 10), (18_000, 900, 151), (40_000, 100, 100)],
+)
+def test_a_render_too_big_for_the_budget_is_cut_coarser(frames, budget_size, functions, env):
+    plan = chunking_for(frames, budget_size)
+    assert plan.functions == functions <= budget_size
+    assert plan.functions == 1 + -(-frames // plan.frames_per_lambda)
+
+
+def test_a_render_that_can_never_fit_is_over_capacity(env, monkeypatch):
+    monkeypatch.setenv("MAX_FRAMES_PER_LAMBDA", "100")
+    get_settings.cache_clear()
+    assert chunking_for(600, 7).functions == 7  # 100 frames per function
+    with pytest.raises(OverCapacity, match="largest Lambda pool has a budget of 6"):
+        chunking_for(600, 6)
+    with pytest.raises(OverCapacity):
+        chunking_for(10, 1)  # not even the orchestrator and one renderer
 
 
 def req(**overrides: object) -> RenderRequest:
@@ -101,12 +208,15 @@ def pending(**overrides: object) -> tuple[str, dict]:
     return rid, message_payload(rid, request)
 
 
-def test_start_waits_for_budget_and_poller_releases_it(
+def test_start_parks_for_budget_and_the_poller_wakes_it(
     budget, use_db, sqlite_url, emulator, monkeypatch
 ):
     use_db(sqlite_url)
     monkeypatch.setenv("LAMBDA_CONCURRENCY_BUDGET", "70")  # two 31-function renders fit
     get_settings.cache_clear()
+    from dramatiq import Message
+    from dramatiq.brokers.stub import StubBroker
+
     from shared import renders
 
     first, p1 = pending(generation_id="a")
@@ -114,19 +224,23 @@ def test_start_waits_for_budget_and_poller_releases_it(
     third, p3 = pending(generation_id="c")
     assert start.start_render(p1, "m1") and start.start_render(p2, "m2")
     assert budget.in_use() == 62
-    with pytest.raises(Defer) as info:
-        start.start_render(p3, "m3")
-    assert info.value.counter == "budget_waits"
+    assert start.start_render(p3, "m3") is False  # parked: the message is done, no retry
     third_row = renders.get(third)
     assert third_row is not None
     assert third_row.status == "pending" and third_row.claim_token is None
+    assert budget.parked() == {third}
+    broker = StubBroker()
+    broker.declare_queue(get_settings().start_queue)
+    monkeypatch.setattr("dramatiq.get_broker", lambda: broker)
     deadline = time.monotonic() + 10
     while {r.status for r in renders.get_many([first, second])} != {"complete"} and (
         time.monotonic() < deadline
     ):
         poller.poll_batch([first, second])
         time.sleep(0.05)
-    assert budget.in_use() == 0  # both completed and released
+    assert budget.in_use() == 31 and budget.holds(third)  # released, and the room went on
+    [wake] = broker.queues[get_settings().start_queue].queue
+    assert Message.decode(wake).args[0]["render_id"] == third
     assert start.start_render(p3, "m3")
 
 
@@ -145,16 +259,28 @@ def test_lambda_errors_release_the_budget(budget, use_db, sqlite_url, emulator):
     assert budget.in_use() == 0
 
 
-def test_reconcile_releases_budget_of_dead_workers(budget, use_db, sqlite_url, emulator):
+def test_reconcile_releases_what_nobody_needs_and_requeues_lost_wakeups(
+    budget, use_db, sqlite_url, emulator, monkeypatch
+):
     use_db(sqlite_url)
-    from shared import repository
+    from dramatiq.brokers.redis import RedisBroker
 
-    rid, _ = pending()
-    # A worker admitted the render, then died before starting it; its claim has expired.
-    assert repository.claim_start(rid, "dead-worker", 0.001)
-    budget.admit(rid, 31, 1)
-    budget.redis.hset(budget.keys[1], rid, budget.redis_now_ms() - 6_000)
-    budget.admit("finished-render-not-in-db", 10, 2)
-    time.sleep(0.01)
-    assert reconciler.release_stale_budget() == 2
-    assert budget.in_use() == 0
+    from shared import renders, repository
+    from shared.redis_client import get_redis
+
+    monkeypatch.setenv("RECONCILE_GRACE_S", "0")
+    get_settings.cache_clear()
+    admitted, _ = pending(generation_id="admitted")
+    parked, _ = pending(generation_id="parked")
+    cancelled, _ = pending(generation_id="cancelled")
+    budget.admit("finished-render-not-in-db", "u", 90, 0)
+    assert budget.admit(admitted, "u", 10, 1).pool == "default"  # its wake-up is then lost
+    budget.admit(parked, "u", 31, 2)
+    budget.admit(cancelled, "u", 31, 3)
+    renders.cancel(cancelled)
+    broker = RedisBroker(client=get_redis(), namespace=get_settings().redis_namespace)
+    assert reconciler.release_stale_budget(broker) == 2  # the unknown holder, the cancelled
+    assert budget.holds(admitted) and budget.holds(parked)  # the parked one got the room
+    assert reconciler.requeue_lost(broker) == 1  # the parked one was woken with a message
+    assert reconciler.requeue_lost(broker) == 0
+    assert repository.holder_states([admitted])[admitted].status == "pending"

@@ -120,6 +120,7 @@ def _params(render_id: str) -> dict[str, Any]:
         "lambda_render_id": "lambda-1",
         "lambda_bucket": "bucket-1",
         "permit": "m1:abc",
+        "lambda_pool": "default",
         "p": 0.5,
         "cost": 0.01,
         "url": "s3://bucket-1/out.mp4",

@@ -130,8 +130,8 @@ def known_state(db, env, namespace, redis_url) -> dict[str, Any]:
 
     # Lambda budget: one holder of 12 functions, one render waiting for room.
     budget = get_budget()
-    assert budget.admit(older, 12, 1)[0]
-    assert not budget.admit(newer, 12, 2)[0]
+    assert budget.admit(older, "u1", 12, 1).pool == "default"
+    assert budget.admit(newer, "u1", 12, 2).pool is None
 
     # The last sweep, recorded the way the poller does.
     poller._record_last_sweep(41, time.time() - 0.5, 2, 2, {"in_progress": 2})
@@ -220,7 +220,13 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
         "render-polls": {"ready": 1, "delayed": 0, "unacked": 0, "dead": 0},
         "render-events": {"ready": 0, "delayed": 0, "unacked": 0, "dead": 0},
     }
-    assert doc["lambda_budget"] == {"in_use": 12, "budget": BUDGET, "waiting": 1}
+    assert doc["lambda_budget"] == {
+        "in_use": 12,
+        "budget": BUDGET,
+        "waiting": 1,
+        "waiting_by_user": {"u1": 1},
+        "pools": [{"name": "default", "in_use": 12, "effective": BUDGET, "configured": BUDGET}],
+    }
 
     sweep = doc["last_sweep"]
     assert (sweep["slot"], sweep["renders"], sweep["polled"]) == (41, 2, 2)
@@ -288,7 +294,7 @@ def test_empty_database(db, env):
     assert doc["pending"] == {"count": 0, "oldest_age_s": None, "throttled": 0}
     assert doc["last_sweep"] is None and doc["workers"] == []
     assert doc["failures_last_hour"] == {}
-    assert doc["lambda_budget"] == {"in_use": 0, "budget": BUDGET, "waiting": 0}
+    assert doc["lambda_budget"]["in_use"] == 0 and doc["lambda_budget"]["waiting"] == 0
     assert all(
         q == {"ready": 0, "delayed": 0, "unacked": 0, "dead": 0} for q in doc["queues"].values()
     )

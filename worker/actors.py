@@ -25,10 +25,11 @@ from shared.messages import (
     START_RENDER,
 )
 from shared.settings import get_settings
-from worker import cancellation, metrics, notifications, poller, reconciler, slots, start
+from worker import admission, cancellation, metrics, notifications, poller, reconciler, slots, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.delivery import Delivery
+from worker.lambda_budget import get_budget
 from worker.permit import MessagePermit
 
 log = get_logger(__name__)
@@ -77,6 +78,7 @@ def poll_tick(slot: int) -> None:
     if (slot + 1) * _settings.sweep_every_s < time.time() - _settings.poll_interval_s:
         log.info("stale poll tick dropped", slot=slot)
         return
+    admission.dispatch_if_recovering(broker)
     for batch in poller.start_sweep(slot) or []:
         poll_batch.send(batch, slot)
 
@@ -99,7 +101,7 @@ def reconcile(slot: int) -> None:
     if not slots.claim_reconcile_slot(slot):
         return
     requeued = reconciler.requeue_lost(broker)
-    released = reconciler.release_stale_budget()
+    released = reconciler.release_stale_budget(broker)
     log.info("reconciliation pass", slot=slot, requeued=requeued, budget_released=released)
 
 
@@ -107,6 +109,8 @@ def reconcile(slot: int) -> None:
 @dramatiq.actor(actor_name=CANCEL_RENDER, queue_name=_settings.poll_queue, max_retries=12)
 def cancel_render(render_id: str) -> None:
     outcome = cancellation.stop_on_lambda(render_id)
+    if outcome == "never started" and render_id in get_budget().parked():
+        admission.release([render_id])  # its place in line goes at once
     log.info("cancel on lambda", render_id=render_id, outcome=outcome)
 
 

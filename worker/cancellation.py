@@ -34,7 +34,7 @@ def stop_on_lambda(render_id: str) -> str:
     if not render.lambda_render_id or not render.lambda_bucket:
         return "never started"
     try:
-        get_lambda().cancel(render.lambda_render_id, render.lambda_bucket)
+        get_lambda(render.lambda_pool).cancel(render.lambda_render_id, render.lambda_bucket)
     except (LambdaRejected, LambdaConfigError) as exc:
         # Started without enableCancellation (or no access to the bucket): it runs to its end.
         log.warning("render cannot be stopped on lambda", render_id=render_id, error=str(exc))

@@ -1,161 +1,403 @@
-"""The Lambda concurrency budget: start a render only while its functions fit.
+"""The Lambda concurrency budget: who starts next, and in which pool, when room is short.
 
-AWS caps concurrent Lambda executions per region (1,000 by default, as low as 10 on new
-accounts) and each Remotion render occupies 1 + ceil(frames / framesPerLambda) of them.
-Starting more than fits only yields TooManyRequests errors inside renders. So a render is
-admitted to ``rendering`` only while the estimated functions of every render in flight stay
-within ``LAMBDA_CONCURRENCY_BUDGET``; otherwise it waits ``pending``, oldest first across users.
+AWS caps concurrent Lambda executions per region and account (1,000 by default, as low as 10
+on new accounts); each Remotion render occupies 1 + its renderer chunks of them
+(``shared.render_plan``). Starting more than fits only yields "Rate Exceeded" inside renders.
+So a render starts only while its functions fit in a pool's *effective* budget, and when
+several wait, the next one is chosen fairly, not by global age:
 
-State lives in Redis (so all workers share it) and every change is one Lua script:
+* **Parked, not re-delivered.** A render that does not fit is parked here and its message is
+  acked: waiting costs no queue traffic. Whoever frees room (a release: completion, failure,
+  cancel, a failed start, the reconciler) runs the dispatch in the same script and gets back
+  the renders it admitted; ``worker.admission`` sends each a start message.
+* **Priority classes** 0..9 (higher first, from the user's plan) strictly before lower ones.
+* **Start-time fair queuing across users** within a class: each user with parked renders sits
+  in ``users:<class>`` scored by its start tag ``max(vtime, finish[user])``; admitting one of
+  its renders (oldest first) charges ``functions / weight`` to its finish tag. Users' shares of
+  budget-seconds converge on their weights whatever their backlog; a newly arrived user starts
+  at the current virtual time, so it goes next, not after a flood's backlog.
+* **In-flight cap** per user: a user at its cap leaves the candidate set until one of its
+  renders releases.
+* **Strict head of line**: if the fair candidate fits no pool, nothing behind it jumps ahead
+  (a large render would otherwise starve), so it starts as soon as enough room frees.
+* **Pools** in preference order (``LAMBDA_POOLS``): the first with room wins.
+* **AIMD**: a throttled start or a render throttled inside Lambda ``shrink``\\ s that pool's
+  effective budget by half (never below ``LAMBDA_BUDGET_FLOOR_SHARE`` of it, at most once per
+  cooldown); it recovers by ``LAMBDA_BUDGET_RECOVERY_PER_S`` functions a second, computed
+  lazily from when it was shrunk, so no timer is needed and it never exceeds the configured
+  budget.
 
-* ``<ns>:budget:inflight`` hash render id -> functions held;
-* ``<ns>:budget:admitted`` hash render id -> when it was admitted (ms, Redis clock);
-* ``<ns>:budget:waiting`` zset render id -> created_at (ms): renders waiting for room;
-* ``<ns>:budget:seen`` hash render id -> last time a waiting render asked (ms);
-* ``<ns>:budget:used`` the running total of ``inflight`` (so admission is O(1)).
-
-The budget is released when a render completes, fails or times out (the poller), when its start
-fails, and by ``reconcile`` for renders whose worker died holding it.
+Every operation is one Lua script over the namespace's ``budget:*`` keys (``shared.redis_keys``,
+which also names the per-user and per-class key prefixes passed in): atomic across every worker
+and O(log n) in the number parked. The per-user and per-class keys are built inside the script,
+which a single Redis (what Dramatiq's broker needs anyway) allows and Redis Cluster would not.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from shared.per_process import PerProcess
+from shared.pools import Pool, configured_pools
 from shared.redis_client import get_redis
 from shared.redis_keys import BUDGET_PARTS, keys
 from shared.settings import get_settings
 
-MAX_FUNCTIONS_PER_RENDER = 200
-MIN_FRAMES_PER_LAMBDA = 5
+#: Renders one call may admit; the rest are admitted by the next release or sweep.
+MAX_DISPATCH = 200
 
-
-def default_frames_per_lambda(frames: int) -> int:
-    """Remotion's own default: 75..150 renderer functions over 0..18,000 frames, >= 20 frames
-    each (``lambda-client`` ``best-frames-per-lambda``). We pass the result explicitly so the
-    estimate below is exactly what Lambda runs."""
-    concurrency = 75 + 75 * min(frames, 18_000) / 18_000
-    per_function = max(frames / concurrency, 20)
-    functions = math.ceil(frames / per_function)
-    return max(math.ceil(frames / functions), min(MIN_FRAMES_PER_LAMBDA, frames))
-
-
-def frames_per_lambda(frames: int) -> int:
-    configured = get_settings().frames_per_lambda
-    return configured if configured else default_frames_per_lambda(frames)
-
-
-def estimate_functions(frames: int) -> int:
-    """1 orchestrator + one renderer per chunk (Remotion caps chunks at 200)."""
-    return 1 + min(MAX_FUNCTIONS_PER_RENDER, math.ceil(frames / frames_per_lambda(frames)))
-
-
-# KEYS: inflight, admitted, waiting, seen, used.
-# ARGV: render id, functions, created_ms, budget, stale_ms.
-# Returns {1 admitted | 0 waiting, functions in use after the call}.
-_ADMIT = """
-local inflight, admitted, waiting, seen, used_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id, need, created = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local budget, stale = tonumber(ARGV[4]), tonumber(ARGV[5])
+# KEYS: BUDGET_PARTS in order.
+# ARGV[1] op, [2] queue prefix, [3] users prefix, [4] floor share, [5] cooldown ms,
+# [6] recovery per s, [7] pool count n, then n x (name, budget), then the op's arguments.
+_SCRIPT = """
+local K = {}
+for i, name in ipairs({'inflight', 'held_by', 'admitted', 'used', 'parked', 'user_inflight',
+                       'finish', 'vtime', 'aimd'}) do K[name] = KEYS[i] end
+local op, qprefix, uprefix = ARGV[1], ARGV[2], ARGV[3]
+local floor_share, cooldown, recovery = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local npools = tonumber(ARGV[7])
+local pools = {}
+for i = 1, npools do
+  pools[i] = {name = ARGV[6 + 2 * i], budget = tonumber(ARGV[7 + 2 * i])}
+end
+local argi = 8 + 2 * npools
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local used = tonumber(redis.call('GET', used_key) or '0')
-if redis.call('HEXISTS', inflight, id) == 1 then return {1, used} end
-
--- Forget waiters that stopped asking (their render started elsewhere, failed or was lost),
--- so they cannot hold the head of the line forever.
-local heads = redis.call('ZRANGE', waiting, 0, 20)
-for _, w in ipairs(heads) do
-  local last = tonumber(redis.call('HGET', seen, w) or '0')
-  if last < now - stale then
-    redis.call('ZREM', waiting, w)
-    redis.call('HDEL', seen, w)
+local function effective(pool)
+  local e0 = redis.call('HGET', K.aimd, pool.name .. ':e0')
+  if not e0 then return pool.budget end
+  local t0 = tonumber(redis.call('HGET', K.aimd, pool.name .. ':t0') or now)
+  local e = tonumber(e0) + recovery * (now - t0) / 1000
+  if e >= pool.budget then
+    redis.call('HDEL', K.aimd, pool.name .. ':e0', pool.name .. ':t0', pool.name .. ':shrunk')
+    return pool.budget
   end
+  return math.floor(e)
 end
 
-local fits = used + need <= budget
-if fits then
-  -- Oldest first: an older waiting render goes before this one.
-  local head = redis.call('ZRANGE', waiting, 0, 0, 'WITHSCORES')
-  if head[1] and head[1] ~= id and tonumber(head[2]) < created then fits = false end
-end
-if fits then
-  redis.call('HSET', inflight, id, need)
-  redis.call('HSET', admitted, id, now)
-  redis.call('INCRBY', used_key, need)
-  redis.call('ZREM', waiting, id)
-  redis.call('HDEL', seen, id)
-  return {1, used + need}
-end
-redis.call('ZADD', waiting, 'NX', created, id)
-redis.call('HSET', seen, id, now)
-return {0, used}
-"""
+local function used(name) return tonumber(redis.call('HGET', K.used, name) or '0') end
 
-# KEYS as above; ARGV: render ids. The running total moves with the holders, atomically.
-_RELEASE = """
-local released = 0
-for _, id in ipairs(ARGV) do
-  local held = redis.call('HGET', KEYS[1], id)
+local function enlist(user)
+  -- A user with parked renders and room under its cap becomes a candidate at its start tag.
+  local head = redis.call('ZRANGE', qprefix .. ':' .. user, 0, 0)[1]
+  if not head then return end
+  local entry = cjson.decode(redis.call('HGET', K.parked, head))
+  if entry.cap > 0 and tonumber(redis.call('HGET', K.user_inflight, user) or '0') >= entry.cap then
+    return
+  end
+  local key = uprefix .. ':' .. entry.p
+  if redis.call('ZSCORE', key, user) then return end
+  local vtime = tonumber(redis.call('GET', K.vtime) or '0')
+  local finish = tonumber(redis.call('HGET', K.finish, user) or '0')
+  redis.call('ZADD', key, math.max(vtime, finish), user)
+end
+
+local function unlist(user, p)
+  redis.call('ZREM', uprefix .. ':' .. p, user)
+end
+
+local function grant(rid, need, user, pool)
+  redis.call('HSET', K.inflight, rid, need)
+  redis.call('HSET', K.held_by, rid, pool .. '\\t' .. user)
+  redis.call('HSET', K.admitted, rid, now)
+  redis.call('HINCRBY', K.used, pool, need)
+  redis.call('HINCRBY', K.user_inflight, user, 1)
+end
+
+local function dispatch(limit)
+  local out = {}
+  while #out < limit do
+    local key, user, start = nil, nil, nil
+    for p = 9, 0, -1 do
+      local top = redis.call('ZRANGE', uprefix .. ':' .. p, 0, 0, 'WITHSCORES')
+      if top[1] then key, user, start = uprefix .. ':' .. p, top[1], tonumber(top[2]); break end
+    end
+    if not user then break end
+    local queue = qprefix .. ':' .. user
+    local rid = redis.call('ZRANGE', queue, 0, 0)[1]
+    if not rid then redis.call('ZREM', key, user) else
+      local entry = cjson.decode(redis.call('HGET', K.parked, rid))
+      local chosen = nil
+      for _, pool in ipairs(pools) do
+        if used(pool.name) + entry.f <= effective(pool) then chosen = pool.name; break end
+      end
+      if not chosen then break end  -- strict head of line: nothing jumps the fair candidate
+      grant(rid, entry.f, user, chosen)
+      redis.call('ZREM', queue, rid)
+      redis.call('HDEL', K.parked, rid)
+      local finish = start + entry.f / entry.w
+      redis.call('HSET', K.finish, user, finish)
+      redis.call('SET', K.vtime, start)
+      redis.call('ZREM', key, user)
+      enlist(user)
+      out[#out + 1] = rid
+      out[#out + 1] = chosen
+    end
+  end
+  return out
+end
+
+local function forget(rid)
+  -- Drop a parked render (cancelled, failed, gone) from its user's line.
+  local raw = redis.call('HGET', K.parked, rid)
+  if not raw then return end
+  local entry = cjson.decode(raw)
+  local queue = qprefix .. ':' .. entry.u
+  redis.call('HDEL', K.parked, rid)
+  redis.call('ZREM', queue, rid)
+  unlist(entry.u, entry.p)
+  enlist(entry.u)
+end
+
+local function release(rid)
+  local need = redis.call('HGET', K.inflight, rid)
+  if not need then forget(rid); return 0 end
+  local held = redis.call('HGET', K.held_by, rid) or ''
+  local tab = string.find(held, '\\t', 1, true)
+  local pool, user = held, ''
+  if tab then pool, user = string.sub(held, 1, tab - 1), string.sub(held, tab + 1) end
+  redis.call('HDEL', K.inflight, rid)
+  redis.call('HDEL', K.held_by, rid)
+  redis.call('HDEL', K.admitted, rid)
+  if redis.call('HINCRBY', K.used, pool, -tonumber(need)) <= 0 then
+    redis.call('HDEL', K.used, pool)
+  end
+  if user ~= '' then
+    if redis.call('HINCRBY', K.user_inflight, user, -1) <= 0 then
+      redis.call('HDEL', K.user_inflight, user)
+      if redis.call('EXISTS', qprefix .. ':' .. user) == 0 then
+        redis.call('HDEL', K.finish, user)  -- idle: it restarts at the virtual time
+      end
+    end
+    enlist(user)
+  end
+  return 1
+end
+
+if op == 'admit' then
+  local rid, user, need, created = ARGV[argi], ARGV[argi + 1], tonumber(ARGV[argi + 2]),
+    tonumber(ARGV[argi + 3])
+  local weight, cap, prio = tonumber(ARGV[argi + 4]), tonumber(ARGV[argi + 5]),
+    tonumber(ARGV[argi + 6])
+  local held = redis.call('HGET', K.held_by, rid)
   if held then
-    redis.call('HDEL', KEYS[1], id)
-    redis.call('DECRBY', KEYS[5], tonumber(held))
-    released = released + 1
+    return {1, string.sub(held, 1, (string.find(held, '\\t', 1, true) or 0) - 1), {}}
   end
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
+  local queue = qprefix .. ':' .. user
+  -- The user's plan is read from its oldest parked render: bring that one up to date (the
+  -- plan may have changed since it parked), leaving the class it was listed in if it moved.
+  local oldhead = redis.call('ZRANGE', queue, 0, 0)[1]
+  if oldhead then
+    local entry = cjson.decode(redis.call('HGET', K.parked, oldhead))
+    if entry.p ~= prio then unlist(user, entry.p) end
+  end
+  redis.call('HSET', K.parked, rid, cjson.encode({u = user, f = need, w = weight, cap = cap,
+                                                  p = prio, c = created}))
+  redis.call('ZADD', queue, created, rid)
+  local head = redis.call('ZRANGE', queue, 0, 0)[1]
+  if head ~= rid then
+    local entry = cjson.decode(redis.call('HGET', K.parked, head))
+    entry.w, entry.cap, entry.p = weight, cap, prio
+    redis.call('HSET', K.parked, head, cjson.encode(entry))
+  end
+  enlist(user)
+  local out = dispatch(tonumber(ARGV[argi + 7]))
+  local mine = nil
+  for i = 1, #out, 2 do if out[i] == rid then mine = out[i + 1] end end
+  if mine then return {1, mine, out} end
+  return {0, '', out}
+elseif op == 'release' then
+  local released = 0
+  for i = argi + 1, #ARGV do released = released + release(ARGV[i]) end
+  return {released, '', dispatch(tonumber(ARGV[argi]))}
+elseif op == 'dispatch' then
+  if redis.call('HLEN', K.parked) == 0 then return {0, '', {}} end
+  return {0, '', dispatch(tonumber(ARGV[argi]))}
+elseif op == 'shrink' then
+  local name = ARGV[argi]
+  for _, pool in ipairs(pools) do
+    if pool.name == name then
+      local last = tonumber(redis.call('HGET', K.aimd, name .. ':shrunk') or '0')
+      local e = effective(pool)
+      if now - last < cooldown then return {0, tostring(e), {}} end
+      local low = math.max(1, math.ceil(pool.budget * floor_share))
+      local new = math.max(low, math.floor(e / 2))
+      redis.call('HSET', K.aimd, name .. ':e0', new, name .. ':t0', now, name .. ':shrunk', now)
+      return {1, tostring(new), {}}
+    end
+  end
+  return {0, '', {}}
+elseif op == 'effective' then
+  local out = {}
+  for _, pool in ipairs(pools) do
+    out[#out + 1] = pool.name
+    out[#out + 1] = tostring(effective(pool))
+    out[#out + 1] = tostring(used(pool.name))
+  end
+  return {0, '', out}
 end
-return released
+return redis.error_reply('unknown budget op ' .. tostring(op))
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A render the budget admitted: it holds ``functions`` in ``pool`` until released."""
+
+    render_id: str
+    pool: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``admit`` decided for the render that asked, and whom else it let in."""
+
+    pool: str | None  # None: parked, a release will dispatch it
+    dispatched: list[Grant]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUse:
+    name: str
+    configured: int
+    effective: int
+    in_use: int
+
+
+def _grants(flat: Sequence[bytes | str]) -> list[Grant]:
+    items = [v.decode() if isinstance(v, bytes) else str(v) for v in flat]
+    return [Grant(items[i], items[i + 1]) for i in range(0, len(items), 2)]
 
 
 class LambdaBudget:
+    """The one owner of the budget's Redis state; callers go through ``worker.admission``."""
+
     def __init__(self, client: redis.Redis | None = None) -> None:
         self.redis = client or get_redis()
         self.keys = [keys().budget(part) for part in BUDGET_PARTS]
-        self._admit = self.redis.register_script(_ADMIT)
-        self._release = self.redis.register_script(_RELEASE)
+        self._key = dict(zip(BUDGET_PARTS, self.keys, strict=True))
+        self._script = self.redis.register_script(_SCRIPT)
 
-    def admit(self, render_id: str, functions: int, created_ms: int) -> tuple[bool, int]:
-        """Hold ``functions`` for this render if they fit and no older render waits first."""
+    def _run(self, op: str, *args: Any, pools: Sequence[Pool] | None = None) -> list[Any]:
         settings = get_settings()
-        stale_ms = max(10_000, 5 * settings.budget_retry_ms)
-        ok, used = self._admit(
-            keys=self.keys,
-            args=[render_id, functions, created_ms, settings.lambda_concurrency_budget, stale_ms],
+        chosen = configured_pools() if pools is None else pools
+        header: list[Any] = [
+            op,
+            keys().budget_queue_prefix(),
+            keys().budget_users_prefix(),
+            settings.lambda_budget_floor_share,
+            int(settings.lambda_budget_shrink_cooldown_s * 1000),
+            settings.lambda_budget_recovery_per_s,
+            len(chosen),
+        ]
+        for pool in chosen:
+            header += [pool.name, pool.budget]
+        result = self._script(keys=self.keys, args=[*header, *args])
+        return list(result)
+
+    def admit(
+        self,
+        render_id: str,
+        user_id: str,
+        functions: int,
+        created_ms: int,
+        *,
+        weight: float = 1.0,
+        max_in_flight: int = 0,
+        priority: int = 0,
+    ) -> Admission:
+        """Hold room for this render now, or park it in its user's line (idempotent: a render
+        that already holds room gets its pool back)."""
+        admitted, pool, dispatched = self._run(
+            "admit",
+            render_id,
+            user_id,
+            functions,
+            created_ms,
+            weight,
+            max_in_flight,
+            priority,
+            MAX_DISPATCH,
         )
-        return bool(ok), int(used)
+        name = pool.decode() if isinstance(pool, bytes) else str(pool)
+        grants = [g for g in _grants(dispatched) if g.render_id != render_id]
+        return Admission(name if admitted else None, grants)
 
-    def release(self, render_id: str) -> None:
-        self.release_many([render_id])
-
-    def release_many(self, render_ids: Iterable[str]) -> None:
+    def release_many(self, render_ids: Iterable[str]) -> list[Grant]:
+        """Give back the room (or the place in line) of these renders; returns whom the freed
+        room admitted."""
         ids = list(render_ids)
-        for start in range(0, len(ids), 500):
-            self._release(keys=self.keys, args=ids[start : start + 500])
+        granted: list[Grant] = []
+        for start in range(0, max(len(ids), 1), 500):
+            _, _, dispatched = self._run("release", MAX_DISPATCH, *ids[start : start + 500])
+            granted += _grants(dispatched)
+        return granted
+
+    def dispatch(self) -> list[Grant]:
+        """Admit what fits now (after a budget recovered or was raised: the safety sweep)."""
+        _, _, dispatched = self._run("dispatch", MAX_DISPATCH)
+        return _grants(dispatched)
+
+    def shrink(self, pool: str) -> int | None:
+        """Halve ``pool``'s effective budget after throttling; None if within the cooldown."""
+        shrunk, value, _ = self._run("shrink", pool)
+        return int(value) if shrunk else None
+
+    def pools(self) -> list[PoolUse]:
+        _, _, flat = self._run("effective")
+        items = [v.decode() if isinstance(v, bytes) else str(v) for v in flat]
+        budgets = {p.name: p.budget for p in configured_pools()}
+        return [
+            PoolUse(items[i], budgets[items[i]], int(items[i + 1]), int(items[i + 2]))
+            for i in range(0, len(items), 3)
+        ]
+
+    def any_shrunk(self) -> bool:
+        return bool(self.redis.exists(self._key["aimd"]))
 
     def in_use(self) -> int:
-        return int(self.redis.get(self.keys[4]) or 0)
+        raw: dict[bytes, bytes] = self.redis.hgetall(self._key["used"])  # type: ignore[assignment]  # redis-py types sync and async results as one union
+        return sum(int(v) for v in raw.values())
+
+    def holds(self, render_id: str) -> bool:
+        return bool(self.redis.hexists(self._key["inflight"], render_id))
 
     def holders(self) -> dict[str, int]:
-        raw: dict[bytes, bytes] = self.redis.hgetall(self.keys[0])  # type: ignore[assignment]  # redis-py types sync and async results as one union
+        raw: dict[bytes, bytes] = self.redis.hgetall(self._key["inflight"])  # type: ignore[assignment]  # redis-py types sync and async results as one union
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    def parked(self) -> set[str]:
+        return {k.decode() for k in self.redis.hkeys(self._key["parked"])}  # type: ignore[union-attr]  # redis-py types sync and async results as one union
+
     def waiting(self) -> int:
-        return int(self.redis.zcard(self.keys[2]))
+        return int(self.redis.hlen(self._key["parked"]))
+
+    def waiting_by_user(self, limit: int = 10) -> dict[str, int]:
+        """Parked renders per user (the ``limit`` users with most), for status."""
+        counts: dict[str, int] = {}
+        for raw in self.redis.hvals(self._key["parked"]):
+            user = json.loads(raw)["u"]
+            counts[user] = counts.get(user, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+        return dict(top)
 
     def admitted_at_ms(self, render_ids: Iterable[str]) -> dict[str, int]:
         ids = list(render_ids)
         if not ids:
             return {}
-        values = self.redis.hmget(self.keys[1], ids)
+        values = self.redis.hmget(self._key["admitted"], ids)
         return {rid: int(v) for rid, v in zip(ids, values, strict=True) if v is not None}
+
+    def pool_of(self, render_id: str) -> str | None:
+        held = self.redis.hget(self._key["held_by"], render_id)
+        return held.decode().split("\t", 1)[0] if isinstance(held, bytes) else None
 
     def redis_now_ms(self) -> int:
         seconds, micros = self.redis.time()
@@ -167,3 +409,7 @@ _budget: PerProcess[LambdaBudget] = PerProcess(LambdaBudget)
 
 def get_budget() -> LambdaBudget:
     return _budget.get()
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)

@@ -35,6 +35,7 @@ from remotion_lambda.version import VERSION as CLIENT_VERSION
 
 from shared import aws
 from shared.per_process import PerProcess
+from shared.pools import Pool, pool_named
 from shared.settings import REMOTION_VERSION, Settings, get_settings
 from worker import start_recovery
 from worker.lambda_errors import (
@@ -89,15 +90,16 @@ def _find_json_objects(text: str) -> list[str]:
 class _RenderqRemotionClient(RemotionClient):
     """``RemotionClient`` with shared (thread-safe) boto3 clients and the configured bucket."""
 
-    def __init__(self, *args: Any, bucket_name: str | None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pool: Pool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._bucket_name = bucket_name
+        self._pool = pool
+        self._bucket_name = pool.bucket
 
     def _create_lambda_client(self) -> Any:
-        return aws.lambda_client()
+        return aws.lambda_client(self._pool.region, self._pool.endpoint_url)
 
     def _create_s3_client(self) -> Any:
-        return aws.s3_client()
+        return aws.s3_client(self._pool.region, self._pool.endpoint_url)
 
     def _get_or_create_bucket(self) -> str:
         if self._bucket_name:
@@ -130,16 +132,17 @@ def _first_lines(message: str) -> str:
 
 
 class RenderLambda:
-    """The only object in renderq that invokes the Remotion function."""
+    """The only object in renderq that invokes the Remotion function (one per pool)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings = settings or get_settings()
+    def __init__(self, pool: Pool, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.pool = pool
         self._client = _RenderqRemotionClient(
-            region=settings.remotion_aws_region,
-            serve_url=settings.remotion_serve_url,
-            function_name=settings.remotion_lambda_function_name,
+            region=pool.region,
+            serve_url=pool.serve_url,
+            function_name=pool.function_name,
             session=aws.session(),
-            bucket_name=settings.remotion_bucket_name,
+            pool=pool,
         )
 
     def start(
@@ -183,7 +186,7 @@ class RenderLambda:
             force_duration_in_frames=duration_in_frames,
             out_name=out_name,
             frames_per_lambda=frames_per_lambda or s.frames_per_lambda,
-            bucket_name=s.remotion_bucket_name,
+            bucket_name=self.pool.bucket,
             privacy=Privacy(s.remotion_privacy),
             delete_after=s.remotion_delete_after,
             download_behavior=download,
@@ -208,13 +211,14 @@ class RenderLambda:
         self, out_name: str, *, bucket: str | None = None, since: datetime | None = None
     ) -> StartedRender | None:
         """The render an earlier, ambiguous start launched (``worker.start_recovery``)."""
-        bucket = bucket or self.settings.remotion_bucket_name
+        bucket = bucket or self.pool.bucket
         try:
             buckets = [bucket] if bucket else self._client._get_remotion_buckets()
         except Exception as exc:
             raise map_error(exc, is_start=False) from exc
         prefixes = start_recovery.shard_prefixes(self.settings.remotion_delete_after)
-        return start_recovery.find_render(aws.s3_client(), buckets, out_name, since, prefixes)
+        s3 = aws.s3_client(self.pool.region, self.pool.endpoint_url)
+        return start_recovery.find_render(s3, buckets, out_name, since, prefixes)
 
     def progress(self, render_id: str, bucket: str) -> RenderProgress:
         started = time.perf_counter()
@@ -270,8 +274,8 @@ class RenderLambda:
         ``LambdaConfigError`` when the function does not exist or cannot be invoked."""
         started = time.perf_counter()
         try:
-            response = aws.lambda_client().invoke(
-                FunctionName=self.settings.remotion_lambda_function_name,
+            response = aws.lambda_client(self.pool.region, self.pool.endpoint_url).invoke(
+                FunctionName=self.pool.function_name,
                 Payload=json.dumps({"type": "info", "logLevel": "info"}),
             )
             body = json.loads(response["Payload"].read() or b"{}")
@@ -285,8 +289,13 @@ class RenderLambda:
         return str(body["version"])
 
 
-_instance: PerProcess[RenderLambda] = PerProcess(RenderLambda)
+_instances: PerProcess[dict[str, RenderLambda]] = PerProcess(dict)
 
 
-def get_lambda() -> RenderLambda:
-    return _instance.get()
+def get_lambda(pool: str | None = None) -> RenderLambda:
+    """The client of a pool (by name; None: the first, which rows from before pools ran in)."""
+    instances = _instances.get()
+    found = instances.get(pool or "")
+    if found is None:
+        found = instances[pool or ""] = RenderLambda(pool_named(pool))
+    return found

@@ -21,9 +21,9 @@ from shared import repository
 from shared.log import get_logger
 from shared.messages import cancel_render_message
 from shared.models import ErrorCode, RenderStatus, utcnow
+from shared.pools import configured_pools
 from shared.settings import get_settings
-from worker import metrics
-from worker.lambda_budget import get_budget
+from worker import admission, metrics
 from worker.lambda_errors import FatalKind
 from worker.restarts import restart_throttled
 
@@ -126,9 +126,9 @@ def apply(broker: Broker, reports: Sequence[tuple[repository.PollTarget, Outcome
     repository.mark_stopped(stopped)
     repository.touch_stopping(stopping)
     counts["stopped"] += len(stopped)
-    released = [*moved, *restarted, *stopped]
-    if released:
-        get_budget().release_many(released)
+    for pool in {target.lambda_pool for target, _ in throttled}:
+        admission.shrink(pool or configured_pools()[0].name, "renders throttled inside lambda")
+    admission.release([*moved, *restarted, *stopped], broker)
     return +counts
 
 

@@ -248,7 +248,8 @@ def _read(render: repository.PollTarget, context: dict[str, object]) -> _Result:
             return _Result(render, timed_out=True)
         assert render.lambda_render_id and render.lambda_bucket
         try:
-            progress = get_lambda().progress(render.lambda_render_id, render.lambda_bucket)
+            lam = get_lambda(render.lambda_pool)
+            progress = lam.progress(render.lambda_render_id, render.lambda_bucket)
         except LambdaError as exc:
             return _Result(render, error=exc)
         failpoint("poll.after_progress")

@@ -19,6 +19,7 @@ from dramatiq import Broker, Middleware
 
 from shared.errors import RenderqError
 from shared.log import get_logger
+from shared.pools import Pool, PoolConfigError, configured_pools
 from shared.settings import REMOTION_VERSION, Settings, get_settings
 from worker.lambda_client import get_lambda
 from worker.lambda_errors import LambdaConfigError, LambdaError
@@ -41,28 +42,33 @@ def version_in_name(function_name: str) -> str | None:
 
 
 def check_function(settings: Settings | None = None) -> str:
-    """The function's Remotion version if it can render for renderq; raises
-    ``FunctionUnusable`` (naming the function and both versions) if it cannot, and lets
+    """The Remotion version of every pool's function if they can render for renderq; raises
+    ``FunctionUnusable`` (naming the pool, function and both versions) if one cannot, and lets
     ``LambdaError`` through when it cannot be asked right now."""
-    settings = settings or get_settings()
-    name, region = settings.remotion_lambda_function_name, settings.remotion_aws_region
+    for pool in configured_pools():
+        version = _check_pool(pool)
+    return version
+
+
+def _check_pool(pool: Pool) -> str:
+    name, region = pool.function_name, pool.region
+    where = f"Lambda function {name} in {region} (pool {pool.name})"
     named = version_in_name(name)
     if named is not None and named != REMOTION_VERSION:
         raise FunctionUnusable(
-            f"Lambda function {name} is named for Remotion {named}, but renderq's Remotion "
+            f"{where} is named for Remotion {named}, but renderq's Remotion "
             f"client is {REMOTION_VERSION}: the function would reject every render. Deploy a "
             f"{REMOTION_VERSION} function or set REMOTION_LAMBDA_FUNCTION_NAME to one."
         )
     try:
-        deployed = get_lambda().info()
+        deployed = get_lambda(pool.name).info()
     except LambdaConfigError as exc:
         raise FunctionUnusable(
-            f"Lambda function {name} in {region} cannot be used by renderq "
-            f"(Remotion {REMOTION_VERSION}): {exc}"
+            f"{where} cannot be used by renderq (Remotion {REMOTION_VERSION}): {exc}"
         ) from exc
     if deployed != REMOTION_VERSION:
         raise FunctionUnusable(
-            f"Lambda function {name} in {region} runs Remotion {deployed}, but renderq's "
+            f"{where} runs Remotion {deployed}, but renderq's "
             f"Remotion client is {REMOTION_VERSION}: the function would reject every render. "
             f"Deploy a {REMOTION_VERSION} function or set REMOTION_LAMBDA_FUNCTION_NAME to one."
         )
@@ -78,7 +84,7 @@ class Preflight(Middleware):
             return
         try:
             version = check_function(settings)
-        except FunctionUnusable as exc:
+        except (FunctionUnusable, PoolConfigError) as exc:
             log.critical("worker refuses to start", reason=str(exc))
             raise SystemExit(EXIT_CONFIG) from exc
         except LambdaError as exc:
@@ -86,6 +92,6 @@ class Preflight(Middleware):
             return
         log.info(
             "lambda function checked",
-            function=settings.remotion_lambda_function_name,
+            functions={p.name: p.function_name for p in configured_pools()},
             remotion_version=version,
         )

@@ -10,9 +10,14 @@ The database is the source of truth; Redis carries messages and the Lambda budge
   Redis carries (ready, delayed or held unacked) and whose claim is not live get a new
   message. The next pass sees it, so each lost render is re-enqueued once; a duplicate would be
   harmless anyway.
-* **Stale budget holders.** The poller releases a render's Lambda functions when it sees it
-  finish; this catches the rest: a worker that died between admission and ``rendering``, a
-  release lost to a crash, a render moved by an operator.
+  Renders parked for the Lambda budget (``worker.lambda_budget``) have no message on purpose
+  and are left alone. An admitted render still ``pending`` without a message (its wake-up,
+  or the worker that was starting it, was lost) is re-enqueued the same way; its room stays
+  held for it.
+* **Stale budget.** The poller releases a render's Lambda functions when it sees it finish;
+  this catches the rest: a release lost to a crash, a render moved by an operator, a parked
+  render that was cancelled or deleted. Then one dispatch, for room nobody released (a budget
+  raised by a deploy).
 """
 
 from __future__ import annotations
@@ -31,13 +36,12 @@ from shared.producer import message_payload
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
+from worker import admission
 from worker.lambda_budget import get_budget
 
 log = get_logger(__name__)
 
 MAX_PER_PASS = 5_000
-#: A pending holder admitted this recently may still be on its way to Lambda.
-ADMISSION_GRACE_MS = 5_000
 
 
 def _message_hashes() -> list[str]:
@@ -73,7 +77,7 @@ def requeue_lost(broker: RedisBroker) -> int:
     if not candidates:
         return 0
     now = utcnow()
-    live = render_ids_with_messages()
+    live = render_ids_with_messages() | get_budget().parked()
     lost = [
         r
         for r in candidates
@@ -95,8 +99,8 @@ def requeue_lost(broker: RedisBroker) -> int:
     return len(lost)
 
 
-def _stale(state: repository.HolderState | None, admitted_ms: int, now_ms: int) -> bool:
-    """Whether a budget holder no longer needs its Lambda functions."""
+def _stale(state: repository.HolderState | None) -> bool:
+    """Whether a budget holder (or a parked render) no longer needs its place."""
     if state is None:
         return True  # the render is gone
     now = utcnow()
@@ -106,26 +110,20 @@ def _stale(state: repository.HolderState | None, admitted_ms: int, now_ms: int) 
         # Remotion reports them stopped, this pass at the latest after CANCEL_STOP_BOUND_S.
         bound = timedelta(seconds=get_settings().cancel_stop_bound_s)
         return state.completed_at is None or now - state.completed_at > bound
-    if status.terminal:
-        return True
-    if status == RenderStatus.PENDING:
-        claim_live = state.claim_expires_at is not None and state.claim_expires_at > now
-        return not claim_live and now_ms - admitted_ms > ADMISSION_GRACE_MS
-    return False
+    # A pending holder is on its way to Lambda, or its message is re-enqueued above.
+    return status.terminal
 
 
-def release_stale_budget() -> int:
-    """Give back budget held for renders that are no longer in flight; returns how many."""
+def release_stale_budget(broker: RedisBroker | None = None) -> int:
+    """Give back room and places held for renders no longer waiting or in flight, then admit
+    what fits; returns how many were given back."""
     budget = get_budget()
-    holders = budget.holders()
-    if not holders:
-        return 0
-    states = repository.holder_states(holders)
-    admitted = budget.admitted_at_ms(holders)
-    now_ms = budget.redis_now_ms()
-    stale = [rid for rid in holders if _stale(states.get(rid), admitted.get(rid, 0), now_ms)]
+    ids = [*budget.holders(), *budget.parked()]
+    states = repository.holder_states(ids)
+    stale = [rid for rid in ids if _stale(states.get(rid))]
     if stale:
         repository.mark_stopped(stale)  # cancelled ones stop being waited for
-        budget.release_many(stale)
+        admission.release(stale, broker)
         log.info("released stale lambda budget", released=len(stale))
+    admission.dispatch(broker)
     return len(stale)

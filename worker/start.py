@@ -31,13 +31,14 @@ from shared.log import get_logger
 from shared.messages import cancel_render_message
 from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.render_limits import RenderLimits
+from shared.render_plan import Chunking, OverCapacity, chunking_for
 from shared.render_request import RenderMessage, RenderRequest
 from shared.repository import Claim
 from shared.settings import get_settings
-from worker import metrics
+from worker import admission, metrics
 from worker.defer import Defer, backoff_ms, current_option, jittered
 from worker.failpoints import failpoint
-from worker.lambda_budget import estimate_functions, frames_per_lambda, get_budget
+from worker.lambda_budget import get_budget
 from worker.lambda_client import get_lambda
 from worker.lambda_errors import (
     LambdaConfigError,
@@ -146,9 +147,21 @@ def _explain_failed_claim(render_id: str) -> None:
         reason = f"render_id {render_id!r} does not exist"
         log.error("dead-lettering message", reason=reason)
         raise PoisonMessage(reason)
-    if current.status != RenderStatus.PENDING or current.claim_expires_at is None:
+    if current.status != RenderStatus.PENDING:
+        if current.status.terminal and current.lambda_render_id is None:
+            # Room admitted for it while it was parked (it was cancelled meanwhile) goes back.
+            admission.release([render_id])
         log.info("render already past pending; duplicate delivery ignored", status=current.status)
         return
+    if current.claim_expires_at is None:
+        log.info("render claim released meanwhile; duplicate delivery ignored")
+        return
+    if get_budget().holds(render_id):
+        # Admitted (woken) while the delivery that parked it still gives its claim back: that
+        # takes milliseconds, so do not wait out the whole lease.
+        attempt = int(current_option("claim_waits", 0))
+        wait_ms = min(200 * 2**attempt, int(get_settings().claim_lease_s * 1000))
+        raise Defer(wait_ms, "admitted while its claim is released", counter="claim_waits")
     # Another worker holds the start claim. If it is alive it will finish and this message
     # becomes a no-op; if it died, its claim expires and this message must take over. So come
     # back just after the claim expires instead of acking.
@@ -172,16 +185,24 @@ def start_render(payload: Any, message_id: str, permit: StartPermit = NO_PERMIT)
     if claimed is None:
         return False
     failpoint("start.after_claim")
-    functions = estimate_functions(claimed.duration_in_frames)
-    in_use = _admit_or_defer(claimed, token, functions)
     try:
-        found = _find_previous_start(claimed) if claimed.start_requests > 1 else None
+        chunking = chunking_for(claimed.duration_in_frames)
+    except OverCapacity as exc:
+        repository.release_claim(claimed.id, token)
+        _fail_start(claimed, ErrorCode.OVER_CAPACITY, str(exc))
+        return False
+    pool = _admit_or_park(claimed, token, chunking)
+    if pool is None:
+        return False
+    try:
+        found = _find_previous_start(claimed, pool) if claimed.start_requests > 1 else None
         recovered = found is not None
         if found is None:
             _confirm_or_defer(claimed, token, permit)
-            found = _start_on_lambda(claimed)
+            found = _start_on_lambda(claimed, pool, chunking)
             failpoint("start.after_lambda_start")
     except LambdaThrottled as exc:
+        admission.shrink(pool, f"start throttled: {exc}")
         _give_back(claimed, token)
         attempt = int(current_option("lambda_throttles", 0))
         delay = backoff_ms(attempt, base_ms=1_000, max_ms=60_000)
@@ -191,7 +212,7 @@ def start_render(payload: Any, message_id: str, permit: StartPermit = NO_PERMIT)
     except LambdaTransient as exc:
         attempt = int(current_option("start_errors", 0)) + 1
         if attempt >= settings.max_start_attempts:
-            get_budget().release(claimed.id)
+            admission.release([claimed.id])
             _fail_start(claimed, ErrorCode.LAMBDA_UNAVAILABLE, f"{attempt} start attempts: {exc}")
             return False
         _give_back(claimed, token, start_may_have_happened=exc.may_have_started)
@@ -212,13 +233,13 @@ def start_render(payload: Any, message_id: str, permit: StartPermit = NO_PERMIT)
         )
         _fail_start(claimed, code, str(exc))
         return False
-    _record_started(claimed, token, found, functions, in_use, recovered, permit.member)
+    _record_started(claimed, token, found, pool, chunking, recovered, permit.member)
     permit.started()
     return True
 
 
-def _start_on_lambda(claimed: Claim) -> StartedRender:
-    return get_lambda().start(
+def _start_on_lambda(claimed: Claim, pool: str, chunking: Chunking) -> StartedRender:
+    return get_lambda(pool).start(
         composition=claimed.composition,
         input_props=claimed.input_props,
         codec=claimed.codec,
@@ -227,7 +248,7 @@ def _start_on_lambda(claimed: Claim) -> StartedRender:
         fps=claimed.fps,
         duration_in_frames=claimed.duration_in_frames,
         out_name=claimed.out_name,
-        frames_per_lambda=frames_per_lambda(claimed.duration_in_frames),
+        frames_per_lambda=chunking.frames_per_lambda,
         # What the webhook receiver needs to find the render and its attempt (ASCII, far
         # below Remotion's 1,024-byte customData limit: validate-webhook.ts).
         webhook_data={"render_id": claimed.id, "attempt": claimed.attempts},
@@ -243,7 +264,7 @@ def _give_back(
 ) -> None:
     """The start did not happen (or its outcome is unknown): release the render's budget and
     give the claim back, so the next delivery can take it."""
-    get_budget().release(claimed.id)
+    admission.release([claimed.id])
     repository.release_claim(
         claimed.id,
         token,
@@ -252,21 +273,21 @@ def _give_back(
     )
 
 
-def _admit_or_defer(claimed: Claim, token: str, functions: int) -> int:
-    """Hold room in the Lambda concurrency budget, or give the claim back and wait."""
-    settings = get_settings()
-    admitted, in_use = get_budget().admit(
-        claimed.id, functions, int(claimed.created_at.timestamp() * 1000)
+def _admit_or_park(claimed: Claim, token: str, chunking: Chunking) -> str | None:
+    """Hold room in a pool's Lambda budget (its name), or park the render and give the claim
+    back: a release will wake it with a new message, so this one is done (acked)."""
+    decision = admission.admit(
+        claimed.id,
+        claimed.user_id,
+        chunking.functions,
+        int(claimed.created_at.timestamp() * 1000),
     )
-    if admitted:
-        return in_use
+    if decision.pool is not None:
+        return decision.pool
     repository.release_claim(claimed.id, token)
-    raise Defer(
-        jittered(settings.budget_retry_ms),
-        f"lambda concurrency budget full ({in_use} + {functions} > "
-        f"{settings.lambda_concurrency_budget} functions, or an older render waits first)",
-        counter="budget_waits",
-    )
+    metrics.deferred("budget_parked")
+    log.info("render parked until lambda budget frees", functions=chunking.functions)
+    return None
 
 
 def _confirm_or_defer(claimed: Claim, token: str, permit: StartPermit) -> None:
@@ -283,10 +304,10 @@ def _confirm_or_defer(claimed: Claim, token: str, permit: StartPermit) -> None:
     raise Defer(jittered(wait_ms, 0.05), "user rate limit (at start)", counter="throttled")
 
 
-def _find_previous_start(claimed: Claim) -> StartedRender | None:
+def _find_previous_start(claimed: Claim, pool: str) -> StartedRender | None:
     """An earlier start request for this attempt has an unknown outcome: look for the render
     it may have started, by its deterministic ``outName``, before paying for another one."""
-    found = get_lambda().find_render(
+    found = get_lambda(pool).find_render(
         claimed.out_name,
         bucket=repository.latest_bucket(),
         since=claimed.created_at - timedelta(minutes=5),
@@ -304,8 +325,8 @@ def _record_started(
     claimed: Claim,
     token: str,
     started: StartedRender,
-    functions: int,
-    in_use: int,
+    pool: str,
+    chunking: Chunking,
     recovered: bool,
     permit: str | None,
 ) -> None:
@@ -318,11 +339,13 @@ def _record_started(
     delay = 0.2
     while True:
         try:
-            repository.mark_rendering(claimed.id, token, started.render_id, started.bucket, permit)
+            repository.mark_rendering(
+                claimed.id, token, started.render_id, started.bucket, permit, pool
+            )
             break
         except IllegalTransition as exc:
             if exc.actual == RenderStatus.CANCELLED:
-                _stop_cancelled(claimed, started)
+                _stop_cancelled(claimed, started, pool)
                 return
             # The lease ran out and another worker took over: make it loud.
             log.error(
@@ -343,15 +366,16 @@ def _record_started(
         lambda_render_id=started.render_id,
         bucket=started.bucket,
         out_name=claimed.out_name,
-        functions=functions,
-        budget_in_use=in_use,
+        pool=pool,
+        functions=chunking.functions,
+        frames_per_lambda=chunking.frames_per_lambda,
     )
 
 
-def _stop_cancelled(claimed: Claim, started: StartedRender) -> None:
+def _stop_cancelled(claimed: Claim, started: StartedRender, pool: str) -> None:
     """The render was cancelled while its start was on the way: it runs on Lambda now, so
     keep its ids on the cancelled row (its budget stays held until it stops) and stop it."""
-    repository.attach_to_cancelled(claimed.id, started.render_id, started.bucket)
+    repository.attach_to_cancelled(claimed.id, started.render_id, started.bucket, pool)
     dramatiq.get_broker().enqueue(cancel_render_message(claimed.id))
     log.warning(
         "render cancelled while it started; stopping it on lambda",

@@ -146,8 +146,8 @@ def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> 
 
     from shared import renders, repository
     from shared.errors import IllegalTransition
+    from shared.render_plan import chunking_for
     from shared.settings import get_settings
-    from worker.lambda_budget import frames_per_lambda
     from worker.lambda_client import get_lambda
 
     settings = get_settings()
@@ -167,7 +167,7 @@ def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> 
                 duration_in_frames=row.duration_in_frames,
                 # Set at insert; the fallback is the name insert gives (attempt 1).
                 out_name=row.out_name or repository.out_name(row.id, row.attempts, row.codec),
-                frames_per_lambda=frames_per_lambda(row.duration_in_frames),
+                frames_per_lambda=chunking_for(row.duration_in_frames).frames_per_lambda,
             )
             try:
                 repository.mark_rendering(

@@ -179,6 +179,7 @@ class PollTarget(NamedTuple):
     started_at: datetime | None
     throttle_restarts: int
     rate_permit: str | None
+    lambda_pool: str | None
 
 
 _POLL_TARGETS = sa.select(
@@ -191,6 +192,7 @@ _POLL_TARGETS = sa.select(
     _c.started_at,
     _c.throttle_restarts,
     _c.rate_permit,
+    _c.lambda_pool,
 ).where(
     _c.id.in_(sa.bindparam("ids", expanding=True)),
     sa.or_(
@@ -207,7 +209,7 @@ def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
     if not ids:
         return []
     with get_engine().connect() as conn:
-        return [PollTarget(*row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
+        return [PollTarget._make(row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
 
 
 _STOPPED = (

@@ -113,6 +113,7 @@ _MARK_RENDERING = (
         status=RenderStatus.RENDERING,
         lambda_render_id=sa.bindparam("lambda_render_id"),
         lambda_bucket=sa.bindparam("lambda_bucket"),
+        lambda_pool=sa.bindparam("lambda_pool"),
         rate_permit=sa.bindparam("permit"),
         claim_token=None,
         claim_expires_at=None,
@@ -174,6 +175,7 @@ def mark_rendering(
     lambda_render_id: str,
     lambda_bucket: str,
     permit: str | None = None,
+    lambda_pool: str | None = None,
 ) -> None:
     """``pending -> rendering`` with the Lambda ids (and the rate-limit permit that paid for
     the start), guarded by the claim token."""
@@ -182,6 +184,7 @@ def mark_rendering(
         "token": token,
         "lambda_render_id": lambda_render_id,
         "lambda_bucket": lambda_bucket,
+        "lambda_pool": lambda_pool,
         "permit": permit,
         "now": utcnow(),
     }

@@ -189,14 +189,20 @@ def cancel(render_id: str, reason: str | None) -> tuple[Render, bool]:
     )
 
 
-def attach_to_cancelled(render_id: str, lambda_render_id: str, lambda_bucket: str) -> bool:
+def attach_to_cancelled(
+    render_id: str, lambda_render_id: str, lambda_bucket: str, lambda_pool: str | None = None
+) -> bool:
     """A start finished after the render was cancelled: keep the Lambda ids on the cancelled
     row, so it can be stopped and its budget held until it is."""
     row = _cas(
         render_id,
         RenderStatus.CANCELLED,
         None,
-        {"lambda_render_id": lambda_render_id, "lambda_bucket": lambda_bucket},
+        {
+            "lambda_render_id": lambda_render_id,
+            "lambda_bucket": lambda_bucket,
+            "lambda_pool": lambda_pool,
+        },
         col(Render.lambda_render_id).is_(None),
     )
     return row is not None

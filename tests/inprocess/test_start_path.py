@@ -7,6 +7,7 @@ stack; what is checked is what the middleware decides: who pays a permit, what i
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -19,8 +20,11 @@ from devtools.process import reset_caches
 from shared import renders, repository
 from shared.producer import message_payload
 from shared.rate_limit import get_limiter
+from shared.render_plan import chunking_for
 from tests.inprocess.conftest import StubWorld
 from tests.support import make_request, wait_until
+from worker import admission
+from worker.lambda_budget import get_budget
 from worker.middleware.log_context import LogContext
 
 
@@ -90,21 +94,45 @@ def test_over_the_rate_limit_a_start_is_deferred_not_failed(
     assert started is not None and started.status == "rendering"
 
 
-def test_waiting_for_the_budget_refunds_the_permit(
+def test_waiting_for_the_budget_parks_the_render_and_refunds_the_permit(
     stub_world: StubWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LAMBDA_CONCURRENCY_BUDGET", "1")  # no render fits
+    monkeypatch.setenv("LAMBDA_CONCURRENCY_BUDGET", "40")
     reset_caches()
+    budget = get_budget()
+    budget.admit("someone-elses", "other", 40, 0)  # the budget is full
     rid, payload = _pending(user_id="patient")
     message = stub_world.actors["start_render"].send(payload)
-
-    copies = wait_until(
-        lambda: stub_world.deferred_copies(message.message_id), timeout=10, what="a delayed copy"
-    )
-    assert copies[0][0].options["budget_waits"] == 1
+    stub_world.join()
+    assert not stub_world.deferred_copies(message.message_id)  # no re-delivery while waiting
+    assert budget.parked() == {rid}
     assert _used("patient") == 0
     render = renders.get(rid)
     assert render is not None and render.status == "pending" and render.start_requests == 0
+    admission.release(["someone-elses"], stub_world.broker)  # room frees: the render is woken
+    wait_until(lambda: renders.get(rid).status == "rendering", timeout=10, what="started")  # type: ignore[union-attr]  # the row exists
+    assert _used("patient") == 1
+
+
+def test_a_render_admitted_while_its_parking_delivery_holds_the_claim_starts_soon(
+    stub_world: StubWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release that admits a parked render can run before the delivery that parked it has
+    given its claim back; the wake-up must not wait out the whole claim lease."""
+    monkeypatch.setenv("LAMBDA_CONCURRENCY_BUDGET", "40")
+    reset_caches()
+    budget = get_budget()
+    budget.admit("someone-elses", "other", 40, 0)
+    rid, payload = _pending(user_id="patient")
+    frames = make_request(user_id="patient").duration_in_frames
+    budget.admit(rid, "patient", chunking_for(frames).functions, 1)  # parked
+    assert repository.claim_start(rid, "parking-delivery", 30)
+    began = time.monotonic()
+    admission.release(["someone-elses"], stub_world.broker)  # woken while still claimed
+    time.sleep(0.3)
+    repository.release_claim(rid, "parking-delivery")
+    wait_until(lambda: renders.get(rid).status == "rendering", timeout=10, what="started")  # type: ignore[union-attr]  # the row exists
+    assert time.monotonic() - began < 5
 
 
 def test_a_body_naming_no_render_is_dead_lettered(stub_world: StubWorld) -> None:
