@@ -85,18 +85,18 @@ def parse_pools(settings: Settings) -> tuple[Pool, ...]:
     )
 
 
-_parsed: dict[int, tuple[Pool, ...]] = {}
+_parsed: list[tuple[Settings, tuple[Pool, ...]]] = []
 
 
 def configured_pools() -> tuple[Pool, ...]:
-    """The pools of the current settings, in preference order (parsed once per settings)."""
+    """The pools of the current settings, in preference order (parsed once per settings
+    object; the object is held, so a new one is never mistaken for it)."""
     settings = get_settings()
-    key = id(settings)
-    found = _parsed.get(key)
-    if found is None:
-        _parsed.clear()
-        found = _parsed[key] = parse_pools(settings)
-    return found
+    if _parsed and _parsed[0][0] is settings:
+        return _parsed[0][1]
+    pools = parse_pools(settings)
+    _parsed[:] = [(settings, pools)]
+    return pools
 
 
 def pool_named(name: str | None) -> Pool:

@@ -8,13 +8,13 @@ import uuid
 import pytest
 
 from shared.producer import message_payload
+from shared.render_plan import OverCapacity, chunking_for
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
 from tests.support import emulator_call, make_request
 from worker import poller, reconciler, start
 from worker.defer import Defer
-from shared.render_plan import OverCapacity, chunking_for
 from worker.lambda_budget import Admission, Grant, LambdaBudget
 
 

@@ -14,7 +14,8 @@ renderq's metrics (all prefixed ``renderq_``):
 * ``lambda_call_seconds{op}`` and ``lambda_errors_total{op,kind}``;
 * ``poll_sweep_seconds`` (planned -> last batch done) and ``renders_polled_total``;
 * ``cost_usd_total``: Lambda cost of renders that finished;
-* ``renders{status}`` and ``lambda_budget_in_use``: gauges refreshed on every poll tick.
+* ``renders{status}``, ``lambda_budget_in_use{pool}``, ``lambda_budget_effective{pool}`` and
+  ``lambda_budget_waiting``: gauges refreshed at most once per poll interval.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import shutil
 import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq.middleware.prometheus as dramatiq_prometheus
 from dramatiq import Broker, Worker
@@ -32,6 +33,9 @@ from dramatiq.middleware.prometheus import Prometheus
 
 from shared.settings import get_settings
 from worker.lambda_client import set_call_observer
+
+if TYPE_CHECKING:
+    from worker.lambda_budget import PoolUse
 
 _metrics: dict[str, Any] = {}
 
@@ -126,7 +130,21 @@ def _create_metrics() -> None:
         ),
         budget=prom.Gauge(
             "renderq_lambda_budget_in_use",
-            "Estimated Lambda functions held by renders in flight.",
+            "Estimated Lambda functions held by renders in flight, per pool.",
+            ["pool"],
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        ),
+        effective=prom.Gauge(
+            "renderq_lambda_budget_effective",
+            "A pool's effective budget: its configured one, or less while throttled (AIMD).",
+            ["pool"],
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        ),
+        waiting=prom.Gauge(
+            "renderq_lambda_budget_waiting",
+            "Renders parked until Lambda budget frees.",
             multiprocess_mode="mostrecent",
             registry=registry,
         ),
@@ -166,11 +184,14 @@ def cost(usd: float | None) -> None:
         _metrics["cost"].inc(usd)
 
 
-def gauges(counts: dict[str, int], budget_in_use: int) -> None:
+def gauges(counts: dict[str, int], pools: list[PoolUse], waiting: int) -> None:
     if _metrics:
         for status, count in counts.items():
             _metrics["renders"].labels(status).set(count)
-        _metrics["budget"].set(budget_in_use)
+        for pool in pools:
+            _metrics["budget"].labels(pool.name).set(pool.in_use)
+            _metrics["effective"].labels(pool.name).set(pool.effective)
+        _metrics["waiting"].set(waiting)
 
 
 # --- exposition (runs in a process forked by the dramatiq master) ---------------------------

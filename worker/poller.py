@@ -75,7 +75,8 @@ def _refresh_gauges() -> None:
     now = time.monotonic()
     if metrics.enabled() and now >= _gauges_due:
         _gauges_due = now + get_settings().poll_interval_s
-        metrics.gauges(repository.count_in_flight(), get_budget().in_use())
+        budget = get_budget()
+        metrics.gauges(repository.count_in_flight(), budget.pools(), budget.waiting())
 
 
 def _running_ttl_ms() -> int:

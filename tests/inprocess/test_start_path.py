@@ -123,7 +123,8 @@ def test_a_render_admitted_while_its_parking_delivery_holds_the_claim_starts_soo
     reset_caches()
     budget = get_budget()
     budget.admit("someone-elses", "other", 40, 0)
-    rid, payload = _pending(user_id="patient")
+    rid, _ = _pending(user_id="patient")
+    assert budget.admit(rid, "patient", 1, 1).pool is None  # the budget is full
     frames = make_request(user_id="patient").duration_in_frames
     budget.admit(rid, "patient", chunking_for(frames).functions, 1)  # parked
     assert repository.claim_start(rid, "parking-delivery", 30)
