@@ -60,7 +60,12 @@ def _note_throttled(message: Delivery, until: datetime) -> None:
 def start_render(payload: Any) -> None:
     message = CurrentMessage.get_current_message()
     try:
-        start.start_render(payload, message.message_id if message else "", MessagePermit(message))
+        start.start_render(
+            payload,
+            message.message_id if message else "",
+            MessagePermit(message),
+            message.message_timestamp if message else None,
+        )
     except Defer as exc:
         metrics.deferred(exc.counter or "other")
         defer_current(exc)

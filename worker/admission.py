@@ -96,6 +96,6 @@ def wake(grants: Sequence[Grant], broker: dramatiq.Broker | None = None) -> None
             for message in messages:
                 target.enqueue(message)
         if pending:
-            log.info("admitted parked renders", renders=len(pending))
+            log.info("admitted parked renders", render_ids=[r.id for r in pending])
         moved_on = [g.render_id for g in grants if g.render_id not in {r.id for r in pending}]
         grants = get_budget().release_many(moved_on) if moved_on else []

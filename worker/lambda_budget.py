@@ -198,9 +198,11 @@ if op == 'admit' then
     local entry = cjson.decode(redis.call('HGET', K.parked, oldhead))
     if entry.p ~= prio then unlist(user, entry.p) end
   end
+  local again = redis.call('HGET', K.parked, rid)
+  if again then created = cjson.decode(again).c end  -- a second message keeps its place
   redis.call('HSET', K.parked, rid, cjson.encode({u = user, f = need, w = weight, cap = cap,
                                                   p = prio, c = created}))
-  redis.call('ZADD', queue, created, rid)
+  redis.call('ZADD', queue, 'NX', created, rid)
   local head = redis.call('ZRANGE', queue, 0, 0)[1]
   if head ~= rid then
     local entry = cjson.decode(redis.call('HGET', K.parked, head))

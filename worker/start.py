@@ -94,47 +94,63 @@ def _fail_named_render(render_id: str, reason: str) -> bool:
     return True
 
 
-def resolve(payload: Any, message_id: str) -> str | None:
-    """Validate the body and return the id of the render it is about (creating the row for a
-    foreign message), or None when the message was dealt with (its render failed)."""
+def resolve(payload: Any, message_id: str) -> tuple[str, RenderRequest] | None:
+    """Validate the body and return the render it is about with its request (creating the row
+    for a foreign message), or None when the message was dealt with (its render failed).
+
+    The producer writes the row and the message from one request (a replay writes the message
+    from the row), so the message's request is the row's; only an idempotency key that matched
+    an existing render makes the row, not the message, the one to follow."""
     try:
         render_id, request = parse_payload(payload, message_id)
     except _Handled:
         return None
     structlog.contextvars.bind_contextvars(render_id=render_id, user_id=request.user_id)
     if isinstance(payload, dict) and payload.get("render_id"):
-        return render_id  # the producer wrote the row; claim_and_check finds out if it did not
+        return render_id, request  # the producer wrote the row; the claim finds out if not
     render, created = repository.insert_pending(render_id, request)
     if created:
         log.info("render created from foreign message")
     elif render.id != render_id:
         structlog.contextvars.bind_contextvars(render_id=render.id)
         log.info("idempotency key matched an existing render")
-    return render.id
+        return render.id, render.as_request()
+    return render.id, request
 
 
-def claim_and_check(render_id: str, token: str) -> Claim | None:
-    """Take the start claim, then check the stored request against the render limits.
+def check_request(render_id: str, request: RenderRequest) -> Chunking | None:
+    """The render limits and the Lambda plan, before any room or claim is taken: a render
+    that breaks a limit, or can never fit the budget, fails at once instead of waiting in
+    line first."""
+    violations = RenderLimits.from_settings().violations(request)
+    code, message = None, ""
+    if violations:
+        code, message = ErrorCode.LIMIT_EXCEEDED, "render limits exceeded: " + "; ".join(
+            map(str, violations)
+        )
+    else:
+        try:
+            return chunking_for(request.duration_in_frames)
+        except OverCapacity as exc:
+            code, message = ErrorCode.OVER_CAPACITY, str(exc)
+    try:
+        repository.fail(render_id, RenderStatus.PENDING, code=code, message=message)
+        metrics.transition("pending", "failed", code)
+        log.warning("render rejected", error_code=code, reason=message)
+    except IllegalTransition as exc:
+        log.info("render moved on before it could be rejected", status=exc.actual)
+    except LookupError:
+        log.error("dead-lettering message", reason=f"render_id {render_id!r} does not exist")
+        raise PoisonMessage(f"render_id {render_id!r} does not exist") from None
+    return None
 
-    Claiming first saves a read in the common case; when the claim fails, one read explains
-    why (gone: poison; moved on: duplicate; claimed: wait for the holder).
-    """
+
+def claim(render_id: str, token: str) -> Claim | None:
+    """Take the start claim; when it fails, one read explains why (gone: poison; moved on:
+    duplicate; claimed: wait for the holder)."""
     claimed = repository.claim_start(render_id, token, get_settings().claim_lease_s)
     if claimed is None:
         _explain_failed_claim(render_id)
-        return None
-    violations = RenderLimits.from_settings().violations(claimed.as_request())
-    if violations:
-        message = "render limits exceeded: " + "; ".join(map(str, violations))
-        try:
-            repository.fail(
-                render_id, RenderStatus.PENDING, code=ErrorCode.LIMIT_EXCEEDED, message=message
-            )
-            metrics.transition("pending", "failed", ErrorCode.LIMIT_EXCEEDED)
-            log.warning("render rejected", error_code=ErrorCode.LIMIT_EXCEEDED, reason=message)
-        except IllegalTransition as exc:
-            log.info("render moved on before it could be rejected", status=exc.actual)
-        return None
     return claimed
 
 
@@ -169,31 +185,47 @@ def _explain_failed_claim(render_id: str) -> None:
     raise Defer(max(wait_ms, 1_000), "start claimed by another worker", counter="claim_waits")
 
 
-def start_render(payload: Any, message_id: str, permit: StartPermit = NO_PERMIT) -> bool:
+def start_render(
+    payload: Any,
+    message_id: str,
+    permit: StartPermit = NO_PERMIT,
+    enqueued_ms: int | None = None,
+) -> bool:
     """Run the start steps; True when this call started (or recovered) the render on Lambda.
 
     ``permit`` is the user's rate-limit permit held by this delivery: confirmed right before
-    Lambda ``start``, kept once the render started (``worker.permit``).
+    Lambda ``start``, kept once the render started (``worker.permit``). ``enqueued_ms`` (when
+    the message was first sent) orders the render within its user's line for the budget.
     """
     failpoint("start.before_claim")
-    render_id = resolve(payload, message_id)
-    if render_id is None:
+    resolved = resolve(payload, message_id)
+    if resolved is None:
         return False
+    render_id, request = resolved
+    chunking = check_request(render_id, request)
+    if chunking is None:
+        return False
+    # The budget before the claim: a render that must wait is parked without a database
+    # write, so a flood of thousands parks in seconds and whoever arrives after it is in the
+    # line at once. Holding room for a render another delivery claims is harmless: that one
+    # starts it with the same room (admission is idempotent per render).
+    decision = admission.admit(
+        render_id,
+        request.user_id,
+        chunking.functions,
+        enqueued_ms if enqueued_ms is not None else int(time.time() * 1000),
+    )
+    if decision.pool is None:
+        metrics.deferred("budget_parked")
+        log.info("render parked until lambda budget frees", functions=chunking.functions)
+        return False
+    pool = decision.pool
     settings = get_settings()
     token = uuid.uuid4().hex
-    claimed = claim_and_check(render_id, token)
+    claimed = claim(render_id, token)
     if claimed is None:
         return False
     failpoint("start.after_claim")
-    try:
-        chunking = chunking_for(claimed.duration_in_frames)
-    except OverCapacity as exc:
-        repository.release_claim(claimed.id, token)
-        _fail_start(claimed, ErrorCode.OVER_CAPACITY, str(exc))
-        return False
-    pool = _admit_or_park(claimed, token, chunking)
-    if pool is None:
-        return False
     try:
         found = _find_previous_start(claimed, pool) if claimed.start_requests > 1 else None
         recovered = found is not None
@@ -271,23 +303,6 @@ def _give_back(
         throttled_until=throttled_until,
         start_may_have_happened=start_may_have_happened,
     )
-
-
-def _admit_or_park(claimed: Claim, token: str, chunking: Chunking) -> str | None:
-    """Hold room in a pool's Lambda budget (its name), or park the render and give the claim
-    back: a release will wake it with a new message, so this one is done (acked)."""
-    decision = admission.admit(
-        claimed.id,
-        claimed.user_id,
-        chunking.functions,
-        int(claimed.created_at.timestamp() * 1000),
-    )
-    if decision.pool is not None:
-        return decision.pool
-    repository.release_claim(claimed.id, token)
-    metrics.deferred("budget_parked")
-    log.info("render parked until lambda budget frees", functions=chunking.functions)
-    return None
 
 
 def _confirm_or_defer(claimed: Claim, token: str, permit: StartPermit) -> None:
@@ -390,10 +405,11 @@ def note_throttled(payload: Any, message_id: str, until: datetime) -> None:
     waiting render can be seen and queried.
     """
     try:
-        render_id = resolve(payload, message_id)
+        resolved = resolve(payload, message_id)
     except PoisonMessage:
         return
-    if render_id is not None:
+    if resolved is not None:
+        render_id = resolved[0]
         # A guarded UPDATE: a named render that does not exist is simply not touched.
         repository.set_throttled_until(render_id, until)
 

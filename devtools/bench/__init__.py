@@ -24,6 +24,9 @@ figure is a ratio to it, ``memory`` runs ``lifecycle`` if nothing else started w
 ``enqueue``             producer renders/s, one at a time and in batches
 ``throttle``            rate-limit middleware cost per message (in-process, real Redis)
 ``memory``              peak RSS (VmHWM) of every ``dramatiq`` worker process of the runs above
+``capacity``            fair admission to the Lambda budget: a noisy neighbour and a priority
+                        class, the idle cost of thousands of parked renders (worker CPU, Redis
+                        commands/s), two pools with AIMD shrink and recovery, oversized renders
 
 It prints a table and a "targets" table and writes everything, with the machine and the
 settings of each figure, to ``--out`` (JSON). It is a script that prints figures, never a timed
@@ -36,7 +39,8 @@ environment), ``support`` (processes, environments, databases, statistics), ``he
 (requests, database reads, table formatting), ``targets`` and ``report`` (the targets table,
 the printed tables and the JSON), ``noop`` (the no-op actor module of the bare workers), and
 one module per section: ``bare``, ``lifecycle`` (with its floor), ``latency`` (start and
-completion latency, one paced run), ``sweep``, ``enqueue``, ``throttle``, ``memory``.
+completion latency, one paced run), ``sweep``, ``enqueue``, ``throttle``, ``memory``,
+``capacity``.
 
 Nothing is imported here: ``dramatiq devtools.bench.noop`` and the spawned helpers import
 this package too, and should pay only for the module they need.

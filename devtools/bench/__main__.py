@@ -23,6 +23,7 @@ from types import FrameType
 
 from devtools.bench import (
     bare,
+    capacity,
     enqueue,
     latency,
     lifecycle,
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("recovery", recovery.recovery),
             ("webhooks", webhooks.webhooks),
             ("memory", memory.memory),
+            ("capacity", capacity.capacity),
         ]
         for name, fn in plan:
             if name == "latency" or name in selected:

@@ -19,6 +19,7 @@ SECTIONS = (
     "recovery",
     "webhooks",
     "memory",
+    "capacity",
 )
 REQUIRES = {"lifecycle": ("bare",), "memory": ("lifecycle",)}
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -50,6 +51,10 @@ class Sizes:
     webhook_rate: float = 20.0
     webhook_seconds: float = 10.0
     webhook_long_renders: int = 20
+    capacity_flood: int = 2_000
+    capacity_idle: int = 10_000
+    capacity_idle_seconds: float = 20.0
+    capacity_pool_renders: int = 200
 
 
 QUICK = Sizes(
@@ -66,4 +71,8 @@ QUICK = Sizes(
     webhook_rate=10.0,
     webhook_seconds=2.0,
     webhook_long_renders=2,
+    capacity_flood=100,
+    capacity_idle=300,
+    capacity_idle_seconds=2.0,
+    capacity_pool_renders=40,
 )
