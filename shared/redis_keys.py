@@ -100,6 +100,9 @@ class RedisKeys:
     def poll_sweep(self, slot: int) -> str:
         return self._key("poll", "sweep", str(slot))
 
+    def poll_next_due(self) -> str:
+        return self._key("poll", "next-due")
+
     def last_sweep(self) -> str:
         return self._key("poll", "last-sweep")
 
@@ -160,6 +163,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"poll:due", "renderq", "a tick was skipped during the running sweep"),
     (r"poll:sweep:\d+", "renderq", "one sweep's counters"),
     (r"poll:last-sweep", "renderq", "the last finished sweep"),
+    (r"poll:next-due", "renderq", "when the next sweep can have renders to poll"),
     (r"workers", "renderq", "worker heartbeats"),
     (r"failpoint:[a-z_.]+", "tests", "which process fired a failpoint"),
 )

@@ -227,10 +227,13 @@ class Settings(BaseSettings):
     #: Out of 1,000,000 broker calls, how many run maintenance (requeueing dead workers'
     #: messages). Dramatiq's default is 1,000 (0.1%).
     broker_maintenance_chance: int = 100_000
-    #: Longest pause, in ms, of a consumer whose queue is empty before it asks Redis again.
-    #: Dramatiq backs off up to ``--worker-timeout`` (1 s by default), so a message arriving
-    #: after a quiet spell waits up to a second; a tick or a start should not.
+    #: Longest pause, in ms, of a consumer whose queue is empty before it asks Redis again,
+    #: while the queue had a message in the last ``QUEUE_QUIET_AFTER_S``.
     queue_idle_poll_ms: int = 100
+    #: The same once the queue has been quiet longer: an idle deployment should cost Redis
+    #: and CPU nearly nothing; the first message after a lull waits up to this long.
+    queue_quiet_poll_ms: int = 1_000
+    queue_quiet_after_s: float = 5.0
     start_queue: str = "renders"
     poll_queue: str = "render-polls"
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).

@@ -121,12 +121,25 @@ def start_sweep(slot: int) -> list[list[str]] | None:
         pipe.execute()
     else:
         _record_last_sweep(slot, time.time(), 0, 0, {})
+        _record_next_due()
         _release_running(slot)
     # Several ticks a second: an empty sweep is not worth a log line.
     (log.info if renders else log.debug)(
         "poll sweep planned", slot=slot, batches=len(batches), renders=renders
     )
     return batches
+
+
+def _record_next_due() -> None:
+    """After an empty sweep: when the next one can have anything to do, for the scheduler
+    (``worker.scheduler``), which sends no tick before then. One interval after the least
+    recently polled render in flight, and never later than one interval from now: a render
+    that starts after this sweep is due no earlier than that."""
+    interval = get_settings().effective_poll_interval_s
+    now = time.time()
+    oldest = repository.oldest_poll_at()
+    due = now + interval if oldest is None else min(now + interval, oldest.timestamp() + interval)
+    get_redis().set(keys().poll_next_due(), f"{due:.3f}", px=int(interval * 2000))
 
 
 _RELEASE_IF_MINE = """

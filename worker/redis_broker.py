@@ -8,10 +8,12 @@
    Here, a consumer that is re-created for a queue first requeues this worker's unacked
    messages of that queue. Messages still being processed may then run twice, which every
    renderq actor tolerates (see the claim in ``shared.repository``).
-2. **Slow wake-up after a quiet spell.** An idle consumer backs off exponentially up to the
-   worker timeout (1 s by default), so the first message after a pause (a poll tick every
-   ``POLL_INTERVAL_S``, a start after a lull) waits up to a second. The backoff is capped at
-   ``QUEUE_IDLE_POLL_MS`` instead; an empty fetch is one cheap Lua call.
+2. **Slow wake-up after a pause, or busy idling.** An idle consumer backs off exponentially up
+   to the worker timeout (1 s by default), so the next message after a pause waits up to a
+   second; capped at 100 ms instead, an idle deployment polls Redis hundreds of times a second
+   (six consumers per process, each fetch a Lua call of three commands). So the cap follows
+   the queue: ``QUEUE_IDLE_POLL_MS`` while it had a message in the last
+   ``QUEUE_QUIET_AFTER_S``, ``QUEUE_QUIET_POLL_MS`` once it has been quiet longer.
 3. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
    fields, raises in the consumer, which then restarts and (with 1.) would fetch it again
    forever. Here it is logged and moved to the dead-letter queue, and consumption goes on.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import redis
@@ -59,7 +62,6 @@ class RecoveringRedisBroker(RedisBroker):
                 self.requeue_unacked(queue_name)
             except redis.ConnectionError as exc:
                 raise ConnectionClosed(exc) from None
-        timeout = min(timeout, get_settings().queue_idle_poll_ms)
         return super().consume(queue_name, prefetch, timeout)
 
     def requeue_unacked(self, queue_name: str) -> int:
@@ -104,7 +106,23 @@ class RecoveringRedisBroker(RedisBroker):
 
 
 class _SafeConsumer(_RedisConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = get_settings()
+        self._busy_ms = min(self.timeout, settings.queue_idle_poll_ms)
+        self._quiet_ms = max(self._busy_ms, settings.queue_quiet_poll_ms)
+        self._quiet_after_s = settings.queue_quiet_after_s
+        self._last_message = time.monotonic()
+
     def __next__(self) -> MessageProxy | None:
+        quiet = time.monotonic() - self._last_message > self._quiet_after_s
+        self.timeout = self._quiet_ms if quiet else self._busy_ms
+        message = self._next_valid()
+        if message is not None:
+            self._last_message = time.monotonic()
+        return message
+
+    def _next_valid(self) -> MessageProxy | None:
         while True:
             try:
                 message = super().__next__()

@@ -1,6 +1,7 @@
 """The scheduler: ``python -m worker.scheduler``. Sends the periodic ticks: one ``poll_tick``
-per ``POLL_TICK_S``, one ``reconcile`` per ``RECONCILE_INTERVAL_S`` and one ``deliver_due``
-(the event outbox's sweep) per ``NOTIFY_SWEEP_INTERVAL_S``.
+per ``POLL_TICK_S`` (while a sweep can have work), one ``reconcile`` per
+``RECONCILE_INTERVAL_S`` and one ``deliver_due`` (the event outbox's sweep) per
+``NOTIFY_SWEEP_INTERVAL_S``.
 
 Dramatiq has no scheduler of its own. This one is deliberately dumb: it sends a tick stamped
 with its slot number (``floor(now / tick length)``) and the tick actor claims the slot in
@@ -18,6 +19,8 @@ from types import FrameType
 
 from shared.log import configure_logging, get_logger
 from shared.messages import DELIVER_DUE, POLL_TICK, RECONCILE, make_broker, new_message
+from shared.redis_client import get_redis
+from shared.redis_keys import keys
 from shared.settings import Settings, get_settings
 
 log = get_logger(__name__)
@@ -37,12 +40,25 @@ class Scheduler:
         self.broker = make_broker(self.settings)
         self.stopping = threading.Event()
         self.ticks_sent = 0
+        self._redis = get_redis()
+        self._next_due_key = keys().poll_next_due()
         s = self.settings
         self.jobs = [
             PeriodicJob(POLL_TICK, s.poll_queue, s.sweep_every_s),
             PeriodicJob(RECONCILE, s.poll_queue, s.reconcile_interval_s),
             PeriodicJob(DELIVER_DUE, s.notify_queue, s.notify_sweep_interval_s),
         ]
+
+    def _poll_tick_due(self, job: PeriodicJob, slot: int) -> bool:
+        """A poll tick only when its sweep can have work: the last empty sweep recorded when
+        the next render comes due (``worker.poller``); no record (a sweep found work, or Redis
+        lost it) means every ``POLL_TICK_S``. A tick costs a message through Redis and a
+        query, so an idle deployment, or one whose renders wait parked behind a full budget,
+        sends a few a minute instead of five a second."""
+        if job.actor_name != POLL_TICK:
+            return True
+        due = self._redis.get(self._next_due_key)
+        return due is None or float(due) <= (slot + 1) * job.interval
 
     def send_tick(self, job: PeriodicJob, slot: int) -> None:
         message = new_message(job.queue_name, job.actor_name, [slot])
@@ -61,6 +77,9 @@ class Scheduler:
                 if slot == job.last_slot:
                     continue
                 try:
+                    if not self._poll_tick_due(job, slot):
+                        job.last_slot = slot
+                        continue
                     self.send_tick(job, slot)
                     job.last_slot = slot
                 except Exception:

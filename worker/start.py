@@ -125,8 +125,9 @@ def check_request(render_id: str, request: RenderRequest) -> Chunking | None:
     violations = RenderLimits.from_settings().violations(request)
     code, message = None, ""
     if violations:
-        code, message = ErrorCode.LIMIT_EXCEEDED, "render limits exceeded: " + "; ".join(
-            map(str, violations)
+        code, message = (
+            ErrorCode.LIMIT_EXCEEDED,
+            "render limits exceeded: " + "; ".join(map(str, violations)),
         )
     else:
         try:

@@ -4,7 +4,7 @@ a poll batch (one transaction, every UPDATE still guarded by ``status = 'renderi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -165,6 +165,25 @@ def rendering_ids(due_before: datetime | None = None) -> list[str]:
             ids += [(rid, polled) for rid, polled in session.exec(stmt)]
     ids.sort(key=lambda item: (item[1] is not None, item[1] or datetime.min))
     return [rid for rid, _ in ids]
+
+
+def oldest_poll_at() -> datetime | None:
+    """When the least recently polled render in flight was last polled (or started): the
+    next sweep with anything to do is one interval after it."""
+    last_seen = sa.func.coalesce(
+        col(Render.last_polled_at), col(Render.started_at), type_=sa.DateTime()
+    )
+    oldest = sa.func.min(last_seen, type_=sa.DateTime())
+    rendering = select(oldest).where(Render.status == RenderStatus.RENDERING)
+    stopping = select(oldest).where(
+        Render.status == RenderStatus.CANCELLED,
+        col(Render.stopped_at).is_(None),
+        col(Render.lambda_render_id).is_not(None),
+    )
+    with Session(get_engine()) as session:
+        found = [session.exec(stmt).one() for stmt in (rendering, stopping)]
+    values = [v if v.tzinfo else v.replace(tzinfo=UTC) for v in found if v is not None]
+    return min(values) if values else None
 
 
 class PollTarget(NamedTuple):
