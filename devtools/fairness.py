@@ -90,10 +90,16 @@ def share_errors(shares: Mapping[str, float], weights: Mapping[str, float]) -> d
     return errors
 
 
-def starts_before(all_grants: Sequence[Grant], user: str, others: str) -> int:
+def starts_before(
+    all_grants: Sequence[Grant], user: str, others: str, same_batch_s: float = 0.1
+) -> int:
     """How many of ``others``' renders started after ``user``'s first render was created and
-    before ``user``'s first one started (the head start ``others`` kept)."""
+    before ``user``'s first one started (the head start ``others`` kept). Starts within
+    ``same_batch_s`` of that first start are not counted: one release admits several renders
+    in one call, in fair order, and their Lambda starts then race in worker threads."""
     mine = [g for g in all_grants if g.user == user]
     created = min(g.created_s for g in mine)
     first = min(g.started_s for g in mine)
-    return sum(1 for g in all_grants if g.user == others and created < g.started_s < first)
+    return sum(
+        1 for g in all_grants if g.user == others and created < g.started_s < first - same_batch_s
+    )

@@ -211,7 +211,12 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
         queues = queue_depths(
             get_redis(),
             redis_keys.keys(),
-            [settings.start_queue, settings.poll_queue, settings.notify_queue],
+            [
+                settings.start_queue,
+                settings.admitted_queue,
+                settings.poll_queue,
+                settings.notify_queue,
+            ],
         )
         budget = get_budget()
         pools = budget.pools()

@@ -41,9 +41,14 @@ def new_message(
     )
 
 
-def start_render_message(payload: dict[str, Any], settings: Settings | None = None) -> Message[Any]:
+def start_render_message(
+    payload: dict[str, Any], settings: Settings | None = None, *, admitted: bool = False
+) -> Message[Any]:
+    """A start; ``admitted`` (room already held for it) goes to its own queue, which no
+    backlog of new renders stands in front of."""
     settings = settings or get_settings()
-    return new_message(settings.start_queue, START_RENDER, [payload])
+    queue = settings.admitted_queue if admitted else settings.start_queue
+    return new_message(queue, START_RENDER, [payload])
 
 
 def cancel_render_message(render_id: str, settings: Settings | None = None) -> Message[Any]:

@@ -233,8 +233,12 @@ class Settings(BaseSettings):
     #: The same once the queue has been quiet longer: an idle deployment should cost Redis
     #: and CPU nearly nothing; the first message after a lull waits up to this long.
     queue_quiet_poll_ms: int = 1_000
-    queue_quiet_after_s: float = 5.0
+    queue_quiet_after_s: float = 0.5
     start_queue: str = "renders"
+    #: Start messages of renders the Lambda budget admitted (woken from the line). Their own
+    #: queue, consumed by the same workers as ``START_QUEUE``: room is held for them, so they
+    #: must not wait behind a backlog of new renders still to be parked.
+    admitted_queue: str = "renders-admitted"
     poll_queue: str = "render-polls"
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).
     actor_time_limit_ms: int = 120_000

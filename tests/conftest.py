@@ -108,6 +108,7 @@ def namespace(redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if request.node.get_closest_marker("own_redis_keys") is None:
         queues = (
             DEFAULT_SETTINGS.start_queue,
+            DEFAULT_SETTINGS.admitted_queue,
             DEFAULT_SETTINGS.poll_queue,
             DEFAULT_SETTINGS.notify_queue,
         )

@@ -201,7 +201,9 @@ def test_a_notification_survives_a_sigkill_of_its_sender(
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
         env[key] = value
-    workers.start_worker(processes=1, threads=4, queues=["renders", "render-polls"])
+    workers.start_worker(
+        processes=1, threads=4, queues=["renders", "renders-admitted", "render-polls"]
+    )
     workers.start_scheduler()
     notifier = workers.start_worker(
         processes=1,

@@ -230,7 +230,7 @@ def test_start_parks_for_budget_and_the_poller_wakes_it(
     assert third_row.status == "pending" and third_row.claim_token is None
     assert budget.parked() == {third}
     broker = StubBroker()
-    broker.declare_queue(get_settings().start_queue)
+    broker.declare_queue(get_settings().admitted_queue)
     monkeypatch.setattr("dramatiq.get_broker", lambda: broker)
     deadline = time.monotonic() + 10
     while {r.status for r in renders.get_many([first, second])} != {"complete"} and (
@@ -239,7 +239,7 @@ def test_start_parks_for_budget_and_the_poller_wakes_it(
         poller.poll_batch([first, second])
         time.sleep(0.05)
     assert budget.in_use() == 31 and budget.holds(third)  # released, and the room went on
-    [wake] = broker.queues[get_settings().start_queue].queue
+    [wake] = broker.queues[get_settings().admitted_queue].queue
     assert Message.decode(wake).args[0]["render_id"] == third
     assert start.start_render(p3, "m3")
 

@@ -49,7 +49,7 @@ def test_polls_are_not_delayed_by_a_backlog_of_thousands_of_starts(
     # A backlog of 2,000 starts, each Lambda start taking 300 ms.
     emulator_call(emulator.url, "/_emulator/faults", {"start_delay_ms": 300})
     enqueue_renders([req(i) for i in range(2_000)])
-    workers.start_worker(processes=1, threads=4, queues=["renders"])
+    workers.start_worker(processes=1, threads=4, queues=["renders", "renders-admitted"])
     workers.start_worker(processes=1, threads=2, queues=["render-polls"])
     workers.start_scheduler()
 

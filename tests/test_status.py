@@ -217,6 +217,7 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
 
     assert doc["queues"] == {
         "renders": {"ready": 4, "delayed": 1, "unacked": 1, "dead": 1},
+        "renders-admitted": {"ready": 0, "delayed": 0, "unacked": 0, "dead": 0},
         "render-polls": {"ready": 1, "delayed": 0, "unacked": 0, "dead": 0},
         "render-events": {"ready": 0, "delayed": 0, "unacked": 0, "dead": 0},
     }

@@ -88,7 +88,10 @@ def wake(grants: Sequence[Grant], broker: dramatiq.Broker | None = None) -> None
         rows = {r.id: r for r in renders.get_many([g.render_id for g in grants])}
         live = [rows[g.render_id] for g in grants if g.render_id in rows]
         pending = [r for r in live if r.status == RenderStatus.PENDING]
-        messages = [start_render_message(message_payload(r.id, r.as_request())) for r in pending]
+        messages = [
+            start_render_message(message_payload(r.id, r.as_request()), admitted=True)
+            for r in pending
+        ]
         target = broker or dramatiq.get_broker()
         if isinstance(target, RedisBroker):
             enqueue_many(target, messages)

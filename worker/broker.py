@@ -54,9 +54,13 @@ def build_middleware(settings: Settings) -> list[Middleware]:
 
 def build_broker(settings: Settings | None = None) -> RedisBroker:
     settings = settings or get_settings()
-    return make_broker(
+    built = make_broker(
         settings, middleware=build_middleware(settings), broker_class=RecoveringRedisBroker
     )
+    # No actor is declared on it (start_render's queue is START_QUEUE), so declare it: a worker
+    # started without --queues consumes it too.
+    built.declare_queue(settings.admitted_queue)
+    return built
 
 
 configure_logging()

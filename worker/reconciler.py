@@ -45,8 +45,9 @@ MAX_PER_PASS = 5_000
 
 
 def _message_hashes() -> list[str]:
-    queue = get_settings().start_queue
-    return [keys().queue_messages(queue), keys().delayed_messages(queue)]
+    settings = get_settings()
+    queues = (settings.start_queue, settings.admitted_queue)
+    return [h for q in queues for h in (keys().queue_messages(q), keys().delayed_messages(q))]
 
 
 def _render_ids_in(raw_messages: Iterator[bytes]) -> Iterator[str]:

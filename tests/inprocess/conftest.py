@@ -65,6 +65,7 @@ def stub_world(
 
     enqueues = EnqueueLog()
     broker = StubBroker(middleware=[*build_middleware(get_settings()), enqueues])
+    broker.declare_queue(get_settings().admitted_queue)  # as worker.broker does
     broker.emit_after("process_boot")
     bound = {
         name: actor
