@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from shared import aws
 from shared.models import Render, RenderStatus
+from shared.pools import pool_named
 from shared.settings import get_settings
 
 
@@ -30,7 +31,8 @@ def download_url(render: Render, expires_in_s: int | None = None) -> str | None:
     settings = get_settings()
     if settings.remotion_privacy == "public":
         return render.output_url
-    url: str = aws.s3_client().generate_presigned_url(
+    pool = pool_named(render.lambda_pool)  # signed for the region of the render's bucket
+    url: str = aws.s3_client(pool.region, pool.endpoint_url).generate_presigned_url(
         "get_object",
         Params={"Bucket": render.lambda_bucket, "Key": key},
         ExpiresIn=expires_in_s or settings.output_url_expires_s,

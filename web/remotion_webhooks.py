@@ -32,6 +32,7 @@ from shared import aws, renders, repository
 from shared.log import get_logger
 from shared.messages import producer_broker
 from shared.models import RenderStatus
+from shared.pools import pool_named
 from shared.settings import get_settings
 from worker import outcomes
 from worker.lambda_errors import FatalKind, classify_fatal
@@ -60,16 +61,19 @@ def _first_lines(message: str) -> str:
     return message.split("\n    at ", 1)[0].strip()
 
 
-def _output_size(bucket: str, key: str) -> int | None:
+def _output_size(bucket: str, key: str, pool: str | None) -> int | None:
     try:
-        head = aws.s3_client().head_object(Bucket=bucket, Key=key)
+        where = pool_named(pool)  # the bucket is in the render's pool's region (and account)
+        head = aws.s3_client(where.region, where.endpoint_url).head_object(Bucket=bucket, Key=key)
     except Exception as exc:  # the size is nice to have; the completion is not held for it
         log.warning("could not read the output's size", key=key, error=str(exc))
         return None
     return int(head["ContentLength"])
 
 
-def _outcome(body: dict[str, Any], bucket: str, key: str) -> outcomes.Outcome | None:
+def _outcome(
+    body: dict[str, Any], bucket: str, key: str, pool: str | None
+) -> outcomes.Outcome | None:
     kind = body.get("type")
     if kind == "success":
         url = body.get("outputFile") or body.get("outputUrl")
@@ -78,7 +82,7 @@ def _outcome(body: dict[str, Any], bucket: str, key: str) -> outcomes.Outcome | 
         if not isinstance(url, str):
             return None
         return outcomes.Completed(
-            url, _output_size(bucket, key), float(cost) if cost is not None else None
+            url, _output_size(bucket, key, pool), float(cost) if cost is not None else None
         )
     if kind == "error":
         errors = body.get("errors") if isinstance(body.get("errors"), list) else []
@@ -124,7 +128,7 @@ def receive(body: bytes, signature: str | None) -> Receipt:
     if row.out_name is None or row.lambda_bucket is None:  # pragma: no cover - set when started
         return Receipt(200, "nothing to do")
     key = f"renders/{row.lambda_render_id}/{row.out_name}"
-    outcome = _outcome(parsed, row.lambda_bucket, key)
+    outcome = _outcome(parsed, row.lambda_bucket, key, row.lambda_pool)
     if outcome is None:
         return Receipt(400, "the body is not a success, error or timeout webhook")
     counts = outcomes.apply(producer_broker(), [(targets[0], outcome)])
