@@ -121,7 +121,6 @@ class RedisKeys:
 BUDGET_PARTS = (
     "inflight",
     "held_by",
-    "admitted",
     "used",
     "parked",
     "user_inflight",

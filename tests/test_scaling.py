@@ -78,12 +78,18 @@ def test_several_machines_share_the_work_without_duplicates(
 ):
     """Three worker groups, each with its own environment as if on its own machine."""
     use_db(database_url)
-    stored = enqueue_renders([req(i) for i in range(60)])
-    ids = [r.id for r in stored]
     for machine in range(3):
         workers.start_worker(processes=1, threads=4, extra_env={"HOSTNAME": f"machine-{machine}"})
     workers.start_scheduler()
     workers.start_scheduler()
+    # All three up before the work arrives (an idle worker asks Redis about once a second).
+    wait_until(
+        lambda: all('"lambda function checked"' in p.logs() for p in workers.processes[:3]),
+        timeout=30,
+        what="three worker groups up",
+    )
+    stored = enqueue_renders([req(i) for i in range(60)])
+    ids = [r.id for r in stored]
     wait_until(
         lambda: all(r.status == "complete" for r in renders.get_many(ids)),
         timeout=60,

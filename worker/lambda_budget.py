@@ -36,7 +36,6 @@ which a single Redis (what Dramatiq's broker needs anyway) allows and Redis Clus
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +56,7 @@ MAX_DISPATCH = 200
 # [6] recovery per s, [7] pool count n, then n x (name, budget), then the op's arguments.
 _SCRIPT = """
 local K = {}
-for i, name in ipairs({'inflight', 'held_by', 'admitted', 'used', 'parked', 'user_inflight',
+for i, name in ipairs({'inflight', 'held_by', 'used', 'parked', 'user_inflight',
                        'finish', 'vtime', 'aimd'}) do K[name] = KEYS[i] end
 local op, qprefix, uprefix = ARGV[1], ARGV[2], ARGV[3]
 local floor_share, cooldown, recovery = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -106,7 +105,6 @@ end
 local function grant(rid, need, user, pool)
   redis.call('HSET', K.inflight, rid, need)
   redis.call('HSET', K.held_by, rid, pool .. '\\t' .. user)
-  redis.call('HSET', K.admitted, rid, now)
   redis.call('HINCRBY', K.used, pool, need)
   redis.call('HINCRBY', K.user_inflight, user, 1)
 end
@@ -165,7 +163,6 @@ local function release(rid)
   if tab then pool, user = string.sub(held, 1, tab - 1), string.sub(held, tab + 1) end
   redis.call('HDEL', K.inflight, rid)
   redis.call('HDEL', K.held_by, rid)
-  redis.call('HDEL', K.admitted, rid)
   if redis.call('HINCRBY', K.used, pool, -tonumber(need)) <= 0 then
     redis.call('HDEL', K.used, pool)
   end
@@ -390,20 +387,9 @@ class LambdaBudget:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
         return dict(top)
 
-    def admitted_at_ms(self, render_ids: Iterable[str]) -> dict[str, int]:
-        ids = list(render_ids)
-        if not ids:
-            return {}
-        values = self.redis.hmget(self._key["admitted"], ids)
-        return {rid: int(v) for rid, v in zip(ids, values, strict=True) if v is not None}
-
     def pool_of(self, render_id: str) -> str | None:
         held = self.redis.hget(self._key["held_by"], render_id)
         return held.decode().split("\t", 1)[0] if isinstance(held, bytes) else None
-
-    def redis_now_ms(self) -> int:
-        seconds, micros = self.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
 
 
 _budget: PerProcess[LambdaBudget] = PerProcess(LambdaBudget)
@@ -411,7 +397,3 @@ _budget: PerProcess[LambdaBudget] = PerProcess(LambdaBudget)
 
 def get_budget() -> LambdaBudget:
     return _budget.get()
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
