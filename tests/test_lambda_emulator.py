@@ -268,7 +268,9 @@ def test_render_progresses_to_done_with_output(make_server, make_client) -> None
     time.sleep(0.3)  # progress.json is rewritten every 250 ms while renderers report
     second = client.get_render_progress(started.render_id, started.bucket_name)
     assert second.overallProgress > first.overallProgress
-    assert second.costs["accruedSoFar"] > first.costs["accruedSoFar"]
+    # Remotion rounds the accrued cost to 5 decimals, so two readings close together on a
+    # slow machine can be equal; it never goes down.
+    assert second.costs["accruedSoFar"] >= first.costs["accruedSoFar"]
 
     done = _progress_when(client, started, "done")
     assert done.overallProgress == 1
@@ -283,6 +285,7 @@ def test_render_progresses_to_done_with_output(make_server, make_client) -> None
     assert done.chunks == 3
     assert done.fatalErrorEncountered is False
     assert done.costs["currency"] == "USD"
+    assert done.costs["accruedSoFar"] > first.costs["accruedSoFar"]
     assert done.costs["accruedSoFar"] >= second.costs["accruedSoFar"]
     assert done.costs["disclaimer"]
     assert len(done.mostExpensiveFrameRanges) == 3
