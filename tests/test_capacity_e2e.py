@@ -40,11 +40,16 @@ def req(user: str, i: int, frames: int = 60, **overrides: object) -> RenderReque
 
 @pytest.fixture
 def capacity(
-    env: dict[str, str], use_db, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str],
+    use_db,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: EmulatorServer,
 ) -> dict[str, str]:
     """Budget for 10 renders, no rate limit in the way, quick polls (releases follow
-    completions closely)."""
+    completions closely), renders of a few hundred ms at the emulator."""
     use_db(sqlite_url)
+    emulator_call(emulator.url, "/_emulator/faults", {"speed": 300})
     values = {
         "LAMBDA_CONCURRENCY_BUDGET": "40",
         "RENDER_RATE_LIMIT": "1000000/1s",
@@ -68,7 +73,6 @@ def _set(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, **values: str) ->
 def test_a_flood_does_not_starve_the_users_who_arrive_after_it(
     capacity: dict[str, str], workers: WorkerGroup, emulator: EmulatorServer
 ) -> None:
-    emulator_call(emulator.url, "/_emulator/faults", {"speed": 300})
     workers.start_worker(processes=2, threads=8)
     workers.start_scheduler()
     flood = enqueue_renders([req("A", i) for i in range(150)])
@@ -123,7 +127,6 @@ def _unblock(blockers: list[str], parked: int) -> None:
 def test_weights_share_the_budget(
     capacity: dict[str, str], workers: WorkerGroup, emulator: EmulatorServer
 ) -> None:
-    emulator_call(emulator.url, "/_emulator/faults", {"speed": 300})
     set_user_plan("heavy", weight=3)
     set_user_plan("light", weight=1)
     blockers = _block_the_budget(workers)
@@ -162,7 +165,6 @@ def _parked_at(workers: WorkerGroup, render_id: str) -> str:
 def test_a_higher_class_starts_at_the_next_free_slot_and_caps_hold(
     capacity: dict[str, str], workers: WorkerGroup, emulator: EmulatorServer
 ) -> None:
-    emulator_call(emulator.url, "/_emulator/faults", {"speed": 300})
     set_user_plan("vip", priority=5)
     set_user_plan("capped", max_in_flight=2)
     blockers = _block_the_budget(workers)
