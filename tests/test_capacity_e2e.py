@@ -56,10 +56,7 @@ def capacity(
         "POLL_INTERVAL_S": "0.3",
         "POLL_TICK_S": "0.1",
     }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-        env[key] = value
-    get_settings.cache_clear()
+    _set(env, monkeypatch, **values)
     return values
 
 
