@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import shared.access_models  # registers its tables on SQLModel.metadata
 import shared.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from shared.db import create_db_engine, normalize_url
 from shared.settings import get_settings

@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
+import shared.access_models  # registers its tables on SQLModel.metadata
 import shared.models  # noqa: F401
 from devtools.migrate import alembic_config, upgrade_head
 from shared.db import normalize_url
