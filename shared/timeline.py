@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from shared.access_models import TimelineEntry
-from shared.db import get_engine
+from shared.db import get_engine, single_statement
 from shared.models import utcnow
 
-_table = TimelineEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
+table: sa.Table = TimelineEntry.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
 
 #: The most steps shown for one render (a render polled for hours has many progress steps).
 MAX_ENTRIES = 500
@@ -37,7 +37,16 @@ def append_many(
         {"render_id": rid, "kind": kind, "detail": detail, "at": now} for rid, kind, detail in steps
     ]
     if rows:
-        session.execute(sa.insert(_table), rows)
+        session.execute(sa.insert(table), rows)
+
+
+def record(steps: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+    """Steps that go with no database change of their own (a render admitted to the Lambda
+    budget, which lives in Redis), in one INSERT."""
+    steps = list(steps)
+    if steps:
+        with single_statement() as conn:
+            append_many(conn, steps)
 
 
 def entries(render_id: str, *, limit: int = MAX_ENTRIES) -> list[TimelineEntry]:

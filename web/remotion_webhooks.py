@@ -131,7 +131,7 @@ def receive(body: bytes, signature: str | None) -> Receipt:
     outcome = _outcome(parsed, row.lambda_bucket, key, row.lambda_pool)
     if outcome is None:
         return Receipt(400, "the body is not a success, error or timeout webhook")
-    counts = outcomes.apply(producer_broker(), [(targets[0], outcome)])
+    counts = outcomes.apply(producer_broker(), [(targets[0], outcome)], via="webhook")
     log.info(
         "remotion webhook applied",
         render_id=render_id,

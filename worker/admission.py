@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from shared import renders
+from shared import renders, timeline
 from shared.log import get_logger
 from shared.messages import enqueue_many, start_render_message
 from shared.models import RenderStatus
@@ -86,6 +86,7 @@ def wake(grants: Sequence[Grant], broker: dramatiq.Broker | None = None) -> None
     meanwhile (cancelled while parked) is given back at once."""
     while grants:
         rows = {r.id: r for r in renders.get_many([g.render_id for g in grants])}
+        pool_of = {g.render_id: g.pool for g in grants}
         live = [rows[g.render_id] for g in grants if g.render_id in rows]
         pending = [r for r in live if r.status == RenderStatus.PENDING]
         messages = [
@@ -99,6 +100,7 @@ def wake(grants: Sequence[Grant], broker: dramatiq.Broker | None = None) -> None
             for message in messages:
                 target.enqueue(message)
         if pending:
+            timeline.record([(r.id, "admitted", {"pool": pool_of.get(r.id)}) for r in pending])
             log.info("admitted parked renders", render_ids=[r.id for r in pending])
         moved_on = [g.render_id for g in grants if g.render_id not in {r.id for r in pending}]
         grants = get_budget().release_many(moved_on) if moved_on else []

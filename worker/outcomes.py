@@ -79,9 +79,15 @@ def _failure(target: repository.PollTarget, outcome: Ended) -> repository.Failur
     return repository.Failure(target.id, code, outcome.message, outcome.cost_usd)
 
 
-def apply(broker: Broker, reports: Sequence[tuple[repository.PollTarget, Outcome]]) -> Counter[str]:
+def apply(
+    broker: Broker,
+    reports: Sequence[tuple[repository.PollTarget, Outcome]],
+    *,
+    via: str = "poll",
+) -> Counter[str]:
     """Act on every (render, outcome); returns counts by what happened. ``broker`` sends the
-    messages that follow (a new attempt's start, a cancel on Lambda)."""
+    messages that follow (a new attempt's start, a cancel on Lambda); ``via`` (``poll`` or
+    ``webhook``) is what the render's timeline says told us."""
     counts: Counter[str] = Counter()
     readings: list[tuple[str, float, float | None]] = []
     completions: list[repository.Completion] = []
@@ -116,7 +122,7 @@ def apply(broker: Broker, reports: Sequence[tuple[repository.PollTarget, Outcome
         else:
             failures.append(repository.Failure(target.id, outcome.code, outcome.message, None))
     repository.record_progress_many(readings)
-    moved = repository.finish_many(completions, failures)
+    moved = repository.finish_many(completions, failures, via=via)
     by_id = {target.id: target for target, _ in reports}
     _report_completions(completions, moved, by_id, counts)
     _report_failures(broker, failures, moved, by_id, counts)

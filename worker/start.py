@@ -356,7 +356,18 @@ def _record_started(
     while True:
         try:
             repository.mark_rendering(
-                claimed.id, token, started.render_id, started.bucket, permit, pool
+                claimed.id,
+                token,
+                started.render_id,
+                started.bucket,
+                permit,
+                pool,
+                step={
+                    "attempt": claimed.attempts,
+                    "functions": chunking.functions,
+                    "frames_per_lambda": chunking.frames_per_lambda,
+                    "recovered": recovered,
+                },
             )
             break
         except IllegalTransition as exc:

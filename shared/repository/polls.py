@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from shared import events
+from shared import events, timeline
 from shared.db import get_engine, single_statement
 from shared.models import Render, RenderStatus, utcnow
 from shared.repository.table import _c, _now, _status_is, _table
@@ -74,8 +74,10 @@ def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) ->
         {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost, "now": now}
         for rid, progress, cost in readings
     ]
+    steps = [(rid, "progress", {"progress": round(p, 4)}) for rid, p, _ in readings]
     with single_statement() as conn:  # each reading stands alone: no transaction around them
         conn.execute(_PROGRESS, rows)
+        timeline.append_many(conn, steps)
 
 
 class Completion(NamedTuple):
@@ -92,16 +94,19 @@ class Failure(NamedTuple):
     cost_usd: float | None
 
 
-def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) -> set[str]:
-    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch (or a webhook),
-    in one transaction with their notification events; every UPDATE is still guarded by
-    ``status = 'rendering'``. Returns the ids this call moved (a render another process moved
-    first is left alone)."""
+def finish_many(
+    completions: Sequence[Completion], failures: Sequence[Failure], *, via: str = "poll"
+) -> set[str]:
+    """``rendering -> complete`` and ``rendering -> failed`` for a poll batch (or a webhook:
+    ``via``), in one transaction with their notification events and timeline steps; every
+    UPDATE is still guarded by ``status = 'rendering'``. Returns the ids this call moved (a
+    render another process moved first is left alone)."""
     if not completions and not failures:
         return set()
     now = utcnow()
     moved: set[str] = set()
     terminal: list[Any] = []
+    steps: list[tuple[str, str, dict[str, Any]]] = []
     with get_engine().begin() as conn:
         for done in completions:
             params = {
@@ -114,6 +119,7 @@ def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) 
             if row := conn.execute(_COMPLETE, params).mappings().first():
                 moved.add(done.render_id)
                 terminal.append(row)
+                steps.append((done.render_id, "complete", {"via": via, "cost_usd": done.cost_usd}))
         for failed in failures:
             params = {
                 "rid": failed.render_id,
@@ -125,6 +131,9 @@ def finish_many(completions: Sequence[Completion], failures: Sequence[Failure]) 
             if row := conn.execute(_FAIL_RENDERING, params).mappings().first():
                 moved.add(failed.render_id)
                 terminal.append(row)
+                detail = {"via": via, "error_code": failed.code, "message": failed.message[:300]}
+                steps.append((failed.render_id, "failed", detail))
+        timeline.append_many(conn, steps)
         recorded = events.record(conn, terminal)
     events.announce(recorded)
     return moved

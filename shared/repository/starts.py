@@ -9,7 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.db import single_statement
+from shared import timeline
+from shared.db import get_engine, single_statement
 from shared.errors import IllegalTransition
 from shared.models import RenderStatus, utcnow
 from shared.render_request import RenderRequest
@@ -166,7 +167,25 @@ def release_claim(
 
 
 def set_throttled_until(render_id: str, until: datetime | None) -> None:
-    _cas(render_id, RenderStatus.PENDING, None, {"throttled_until": until})
+    """Show a rate-limited wait on the pending render, and on its timeline."""
+    row = _cas(render_id, RenderStatus.PENDING, None, {"throttled_until": until})
+    if row is not None and until is not None:
+        timeline.record([(render_id, "throttled", {"until": until.isoformat()})])
+
+
+_MARK_RENDERING_WITH_STEP = (
+    sa.insert(timeline.table)
+    .from_select(
+        ["render_id", "at", "kind", "detail"],
+        sa.select(
+            (moved := _MARK_RENDERING.returning(_c.id).cte("moved")).c.id,
+            _now,
+            sa.literal("started"),
+            sa.bindparam("detail", type_=sa.JSON),
+        ),
+    )
+    .returning(timeline.table.c.render_id)
+)
 
 
 def mark_rendering(
@@ -176,9 +195,13 @@ def mark_rendering(
     lambda_bucket: str,
     permit: str | None = None,
     lambda_pool: str | None = None,
+    step: dict[str, Any] | None = None,
 ) -> None:
     """``pending -> rendering`` with the Lambda ids (and the rate-limit permit that paid for
-    the start), guarded by the claim token."""
+    the start), guarded by the claim token, and its ``started`` timeline step (``step``: what
+    it says). PostgreSQL does both in one statement (the UPDATE as a CTE feeding the INSERT,
+    one round trip in autocommit); SQLite, in-process, in one transaction."""
+    detail = {"lambda_render_id": lambda_render_id, "pool": lambda_pool, **(step or {})}
     params = {
         "rid": render_id,
         "token": token,
@@ -187,9 +210,17 @@ def mark_rendering(
         "lambda_pool": lambda_pool,
         "permit": permit,
         "now": utcnow(),
+        "detail": detail,
     }
-    with single_statement() as conn:
-        moved = conn.execute(_MARK_RENDERING, params).rowcount
+    if get_engine().dialect.name == "postgresql":
+        with single_statement() as conn:
+            # rowcount of an INSERT .. SELECT is not reliable through SQLAlchemy: RETURNING is.
+            moved = len(conn.execute(_MARK_RENDERING_WITH_STEP, params).all())
+    else:
+        with single_statement() as conn:
+            moved = conn.execute(_MARK_RENDERING, params).rowcount
+            if moved:
+                timeline.append(conn, render_id, "started", **detail)
     if not moved:
         raise IllegalTransition(
             render_id, RenderStatus.PENDING, RenderStatus.RENDERING, _current_status(render_id)

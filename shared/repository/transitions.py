@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from shared import events
+from shared import events, timeline
 from shared.db import get_engine, session_scope
 from shared.errors import IllegalTransition, RenderNotFound
 from shared.models import LEGAL_TRANSITIONS, Render, RenderStatus, utcnow
@@ -35,10 +35,26 @@ def _cas(
     recorded: list[str] = []
     with session_scope() as session:
         row = session.execute(stmt).scalars().first()
-        if row is not None and to_status is not None and to_status.terminal:
-            recorded = events.record(session.connection(), [_event_fields(row)])
+        if row is not None and to_status is not None:
+            kind, detail = _step(from_status, to_status, row)
+            timeline.append(session.connection(), render_id, kind, **detail)
+            if to_status.terminal:
+                recorded = events.record(session.connection(), [_event_fields(row)])
     events.announce(recorded)
     return row
+
+
+def _step(from_status: RenderStatus, to_status: RenderStatus, row: Render) -> tuple[str, Any]:
+    """The timeline step a move writes (``shared.timeline``)."""
+    if to_status == RenderStatus.PENDING:
+        kind = "replayed" if from_status == RenderStatus.FAILED else "restarted"
+        return kind, {"attempt": row.attempts}
+    detail: dict[str, Any] = {"from": from_status.value}
+    if row.error_code:
+        detail.update(error_code=row.error_code, message=(row.error_message or "")[:300])
+    if row.cancel_reason and to_status == RenderStatus.CANCELLED:
+        detail["reason"] = row.cancel_reason
+    return to_status.value, detail
 
 
 def _event_fields(row: Render) -> dict[str, Any]:
