@@ -1,7 +1,9 @@
 """Replay failed renders: ``python -m scripts.replay_failed``.
 
 Select failed renders, show them, ask, then move each one ``failed -> pending`` (one guarded
-UPDATE, so two concurrent runs replay a render once) and enqueue one message for it. The
+UPDATE, so two concurrent runs replay a render once) and enqueue one message for it
+(``shared.operations.replay``, which the console and the HTTP API use too; each replay is in
+the audit log as ``script:replay_failed``). The
 previous error is kept in ``error_history`` and ``attempts`` goes up. Replayed renders go
 through the same queue and the same per-user rate limit as new ones. If this process dies
 between the UPDATE and the enqueue, the reconciler re-enqueues the render.
@@ -27,14 +29,10 @@ from rich.table import Table
 from sqlmodel import col
 
 from scripts.selection import add_selection, check_selection, confirmed, select_renders
-from shared import repository
-from shared.errors import IllegalTransition
-from shared.log import configure_logging, get_logger
-from shared.messages import enqueue_many, producer_broker, start_render_message
-from shared.models import ErrorCode, Render, RenderStatus
-from shared.producer import message_payload
+from shared import operations
+from shared.log import configure_logging
+from shared.models import Render, RenderStatus
 
-log = get_logger("replay_failed")
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 200)
 
 
@@ -51,15 +49,8 @@ def select_failed(args: argparse.Namespace) -> list[Render]:
 
 
 def skip_reason(render: Render, force: bool) -> str | None:
-    if force or render.error_code is None:
-        return None
-    try:
-        code = ErrorCode(render.error_code)
-    except ValueError:
-        return None
-    if not code.replayable:
-        return f"{code.value}: replaying the same request cannot fix it (use --force)"
-    return None
+    reason = operations.skip_reason(render, force)
+    return None if reason is None else reason.replace(operations.FORCE_HINT, "use --force")
 
 
 @dataclass
@@ -97,34 +88,16 @@ def show(renders: list[Render], force: bool) -> None:
 
 
 def replay(renders: list[Render], force: bool) -> Outcome:
-    outcome = Outcome(selected=len(renders))
-    broker = producer_broker()
-    for render in renders:
-        if skip_reason(render, force):
-            outcome.skipped.append(render.id)
-            continue
-        try:
-            pending = repository.replay(render.id)
-        except IllegalTransition as exc:
-            # Another run (or a worker) moved it first: it is replayed once, by them.
-            log.info("render not replayed: it moved on", render_id=render.id, status=exc.actual)
-            outcome.raced.append(render.id)
-            continue
-        except Exception as exc:
-            log.error("replay failed", render_id=render.id, error=str(exc))
-            outcome.errors.append(render.id)
-            continue
-        try:
-            message = start_render_message(message_payload(pending.id, pending.as_request()))
-            enqueue_many(broker, [message])
-        except Exception as exc:
-            # The render is pending without a message: the reconciler will enqueue it.
-            log.error("replayed render not enqueued", render_id=render.id, error=str(exc))
-            outcome.errors.append(render.id)
-            continue
-        log.info("render replayed", render_id=pending.id, attempts=pending.attempts)
-        outcome.replayed.append(render.id)
-    return outcome
+    """``shared.operations.replay`` (the same rules as the console's and the API's replay),
+    audited as this script."""
+    done = operations.replay([r.id for r in renders], actor="script:replay_failed", force=force)
+    return Outcome(
+        selected=len(renders),
+        replayed=done.replayed,
+        skipped=list(done.skipped),
+        raced=done.raced + done.not_found,
+        errors=done.errors,
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

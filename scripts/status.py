@@ -34,7 +34,7 @@ from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, func, select
 
 from scripts.health import describe_error, redact_url, settings_error, sqlite_path
-from shared import redis_keys
+from shared import pauses, redis_keys
 from shared.db import get_engine
 from shared.errors import RenderqError
 from shared.log import configure_logging
@@ -237,6 +237,13 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
         }
         sweep = last_sweep()
         workers = read_workers()[0]
+        paused = {
+            "active": [
+                {"user_id": p.user_id, "by": p.by, "at": p.at.isoformat(), "reason": p.reason}
+                for p in pauses.active()
+            ],
+            "held": pauses.held_count(),
+        }
     except redis.RedisError as exc:
         raise Unreachable(
             f"cannot reach Redis ({redact_url(settings.redis_url)}): "
@@ -256,6 +263,7 @@ def collect_status(limit: int = 20) -> dict[str, Any]:
         "throttled_users": waiting_users,
         "queues": queues,
         "lambda_budget": lambda_budget,
+        "pauses": paused,
         "last_sweep": sweep,
         "workers": workers,
         "failures_last_hour": failures,
@@ -322,6 +330,17 @@ def render_dashboard(doc: dict[str, Any], error: str | None = None) -> Renderabl
             f", {pending['throttled']} throttled by rate limit"
         )
     )
+    paused = doc.get("pauses") or {"active": [], "held": 0}
+    for p in paused["active"]:
+        who = "everything" if p["user_id"] is None else f"user {p['user_id']}"
+        parts.append(
+            Text(
+                f"paused   {who} by {p['by']}" + (f": {p['reason']}" if p["reason"] else ""),
+                style="yellow",
+            )
+        )
+    if paused["active"] or paused["held"]:
+        parts.append(Text(f"paused   {paused['held']} render(s) held until resumed"))
 
     flying = Table(title=f"in flight (oldest first, {len(doc['in_flight'])} shown)", expand=False)
     for column in ("render", "user", "composition", "progress", "", "age", "polled"):

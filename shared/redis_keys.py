@@ -82,6 +82,18 @@ class RedisKeys:
         """Prefix of the per-priority zsets of users with parked renders: ``<prefix>:<0..9>``."""
         return self._key("budget", "users")
 
+    def pauses(self) -> str:
+        """Hash of active pauses: ``all`` or ``user:<id>`` -> JSON (by, at, reason)."""
+        return self._key("pause", "scopes")
+
+    def paused_renders(self) -> str:
+        """Zset of renders held while paused (score: when first sent, ms), ``shared.pauses``."""
+        return self._key("pause", "held")
+
+    def paused_render_users(self) -> str:
+        """Hash render id -> user id of the held renders."""
+        return self._key("pause", "held-user")
+
     def poll_slot(self, slot: int) -> str:
         return self._key("poll-slot", str(slot))
 
@@ -155,6 +167,9 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"budget:(?:" + "|".join(BUDGET_PARTS) + ")", "renderq", "Lambda concurrency budget"),
     (r"budget:queue:.+", "renderq", "a user's renders parked for budget, oldest first"),
     (r"budget:users:\d", "renderq", "users with parked renders of one priority, by SFQ tag"),
+    (r"pause:scopes", "renderq", "active pauses of starts (a user, or everything)"),
+    (r"pause:held", "renderq", "renders held while their user (or everything) is paused"),
+    (r"pause:held-user", "renderq", "the user of each held render"),
     (r"poll-slot:\d+", "renderq", "a poll tick claimed this slot"),
     (r"reconcile-slot:\d+", "renderq", "a reconcile pass claimed this slot"),
     (r"deliver-slot:\d+", "renderq", "an event delivery sweep claimed this slot"),

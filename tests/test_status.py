@@ -169,12 +169,14 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
         "throttled_users",
         "queues",
         "lambda_budget",
+        "pauses",
         "last_sweep",
         "workers",
         "failures_last_hour",
         "events",
     ]
     assert doc["events"] == {"pending": 0, "delivered": 0, "dead": 0}
+    assert doc["pauses"] == {"active": [], "held": 0}
     now = known_state["now"]
     assert timedelta(0) <= iso(doc["generated_at"]) - now < timedelta(seconds=30)
     assert doc["namespace"] == namespace

@@ -14,6 +14,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from shared import pauses
 from shared.log import get_logger
 from shared.messages import (
     CANCEL_RENDER,
@@ -114,8 +115,10 @@ def reconcile(slot: int) -> None:
 @dramatiq.actor(actor_name=CANCEL_RENDER, queue_name=_settings.poll_queue, max_retries=12)
 def cancel_render(render_id: str) -> None:
     outcome = cancellation.stop_on_lambda(render_id)
-    if outcome == "never started" and render_id in get_budget().parked():
-        admission.release([render_id])  # its place in line goes at once
+    if outcome == "never started":
+        pauses.forget([render_id])
+        if render_id in get_budget().parked():
+            admission.release([render_id])  # its place in line goes at once
     log.info("cancel on lambda", render_id=render_id, outcome=outcome)
 
 

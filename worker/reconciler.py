@@ -10,10 +10,10 @@ The database is the source of truth; Redis carries messages and the Lambda budge
   Redis carries (ready, delayed or held unacked) and whose claim is not live get a new
   message. The next pass sees it, so each lost render is re-enqueued once; a duplicate would be
   harmless anyway.
-  Renders parked for the Lambda budget (``worker.lambda_budget``) have no message on purpose
-  and are left alone. An admitted render still ``pending`` without a message (its wake-up,
-  or the worker that was starting it, was lost) is re-enqueued the same way; its room stays
-  held for it.
+  Renders parked for the Lambda budget (``worker.lambda_budget``) or held by a pause
+  (``shared.pauses``) have no message on purpose and are left alone. An admitted render still
+  ``pending`` without a message (its wake-up, or the worker that was starting it, was lost) is
+  re-enqueued the same way; its room stays held for it.
 * **Stale budget.** The poller releases a render's Lambda functions when it sees it finish;
   this catches the rest: a release lost to a crash, a render moved by an operator, a parked
   render that was cancelled or deleted. Then one dispatch, for room nobody released (a budget
@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from dramatiq.brokers.redis import RedisBroker
 
-from shared import repository
+from shared import pauses, repository
 from shared.log import get_logger
 from shared.messages import START_RENDER, enqueue_many, start_render_message
 from shared.models import RenderStatus, utcnow
@@ -78,7 +78,7 @@ def requeue_lost(broker: RedisBroker) -> int:
     if not candidates:
         return 0
     now = utcnow()
-    live = render_ids_with_messages() | get_budget().parked()
+    live = render_ids_with_messages() | get_budget().parked() | pauses.held()
     lost = [
         r
         for r in candidates

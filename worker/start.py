@@ -25,7 +25,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from shared import renders, repository
+from shared import pauses, renders, repository, timeline
 from shared.errors import IllegalTransition, RenderqError
 from shared.log import get_logger
 from shared.messages import cancel_render_message
@@ -146,6 +146,20 @@ def check_request(render_id: str, request: RenderRequest) -> Chunking | None:
     return None
 
 
+def _held_by_pause(render_id: str, user_id: str, sent_ms: int) -> bool:
+    """Starts of this user (or of everything) are paused: hold the render until they resume
+    (``shared.pauses``). Room the budget admitted it to meanwhile goes back to the line."""
+    paused = pauses.hold(render_id, user_id, sent_ms)
+    if paused is None:
+        return False
+    if get_budget().holds(render_id):
+        admission.release([render_id])
+    timeline.record([(render_id, "paused", {"by": paused.by, "reason": paused.reason})])
+    metrics.deferred("paused")
+    log.info("render held: starts paused", pause=paused.describe())
+    return True
+
+
 def claim(render_id: str, token: str) -> Claim | None:
     """Take the start claim; when it fails, one read explains why (gone: poison; moved on:
     duplicate; claimed: wait for the holder)."""
@@ -206,16 +220,14 @@ def start_render(
     chunking = check_request(render_id, request)
     if chunking is None:
         return False
+    sent_ms = enqueued_ms if enqueued_ms is not None else int(time.time() * 1000)
+    if _held_by_pause(render_id, request.user_id, sent_ms):
+        return False
     # The budget before the claim: a render that must wait is parked without a database
     # write, so a flood of thousands parks in seconds and whoever arrives after it is in the
     # line at once. Holding room for a render another delivery claims is harmless: that one
     # starts it with the same room (admission is idempotent per render).
-    decision = admission.admit(
-        render_id,
-        request.user_id,
-        chunking.functions,
-        enqueued_ms if enqueued_ms is not None else int(time.time() * 1000),
-    )
+    decision = admission.admit(render_id, request.user_id, chunking.functions, sent_ms)
     if decision.pool is None:
         metrics.deferred("budget_parked")
         log.info("render parked until lambda budget frees", functions=chunking.functions)

@@ -77,7 +77,7 @@ def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) ->
     steps = [(rid, "progress", {"progress": round(p, 4)}) for rid, p, _ in readings]
     with single_statement() as conn:  # each reading stands alone: no transaction around them
         conn.execute(_PROGRESS, rows)
-        timeline.append_many(conn, steps)
+    timeline.record(steps)  # readings, not moves: a step of a render just finished is harmless
 
 
 class Completion(NamedTuple):

@@ -217,7 +217,7 @@ def mark_rendering(
             # rowcount of an INSERT .. SELECT is not reliable through SQLAlchemy: RETURNING is.
             moved = len(conn.execute(_MARK_RENDERING_WITH_STEP, params).all())
     else:
-        with single_statement() as conn:
+        with get_engine().begin() as conn:
             moved = conn.execute(_MARK_RENDERING, params).rowcount
             if moved:
                 timeline.append(conn, render_id, "started", **detail)
