@@ -15,6 +15,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from shared import pauses
+from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.messages import (
     CANCEL_RENDER,
@@ -30,7 +31,6 @@ from worker import admission, cancellation, metrics, notifications, poller, reco
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.delivery import Delivery
-from worker.lambda_budget import get_budget
 from worker.permit import MessagePermit
 
 log = get_logger(__name__)
