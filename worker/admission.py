@@ -19,9 +19,8 @@ from dramatiq.brokers.redis import RedisBroker
 from shared import renders, timeline
 from shared.lambda_budget import Admission, Grant, get_budget
 from shared.log import get_logger
-from shared.messages import enqueue_many, start_render_message
+from shared.messages import enqueue_many, message_payload, start_render_message
 from shared.models import RenderStatus
-from shared.producer import message_payload
 from shared.user_limits import plan_for
 
 log = get_logger(__name__)

@@ -31,9 +31,8 @@ from dramatiq.brokers.redis import RedisBroker
 from shared import pauses, repository
 from shared.lambda_budget import get_budget
 from shared.log import get_logger
-from shared.messages import START_RENDER, enqueue_many, start_render_message
+from shared.messages import START_RENDER, enqueue_many, message_payload, start_render_message
 from shared.models import RenderStatus, utcnow
-from shared.producer import message_payload
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
