@@ -14,7 +14,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from shared import pauses
+from shared import admission, pauses
 from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.messages import (
@@ -27,7 +27,7 @@ from shared.messages import (
     START_RENDER,
 )
 from shared.settings import get_settings
-from worker import admission, cancellation, metrics, notifications, poller, reconciler, slots, start
+from worker import cancellation, metrics, notifications, poller, reconciler, slots, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.delivery import Delivery

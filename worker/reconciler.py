@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from dramatiq.brokers.redis import RedisBroker
 
-from shared import pauses, repository
+from shared import admission, pauses, repository
 from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.messages import START_RENDER, enqueue_many, message_payload, start_render_message
@@ -36,7 +36,6 @@ from shared.models import RenderStatus, utcnow
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
-from worker import admission
 
 log = get_logger(__name__)
 
