@@ -15,6 +15,7 @@ from devtools.emulator import EmulatorServer
 from shared import renders
 from shared.lambda_budget import LambdaBudget
 from shared.messages import producer_broker, start_render_message
+from shared.models import RenderStatus
 from shared.producer import OverCapacity, enqueue_render, enqueue_renders
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
@@ -208,7 +209,7 @@ def test_waiting_renders_are_parked_once_and_cost_no_queue_traffic(
     assert budget.waiting() == 297
     ids = [r.id for r in stored]
     wait_until(
-        lambda: Counter(r.status for r in renders.get_many(ids))["rendering"] == 3,
+        lambda: Counter(r.status for r in renders.get_many(ids))[RenderStatus.RENDERING] == 3,
         timeout=60,
         what="3 renders rendering",
     )
