@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from dramatiq.brokers.redis import RedisBroker
 
-from shared import admission, pauses, repository
+from shared import admission, pauses, renders, repository
 from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.messages import START_RENDER, enqueue_many, message_payload, start_render_message
@@ -77,13 +77,14 @@ def requeue_lost(broker: RedisBroker) -> int:
         return 0
     now = utcnow()
     live = render_ids_with_messages() | get_budget().parked() | pauses.held()
-    lost = [
-        r
-        for r in candidates
-        if r.id not in live and not (r.claim_expires_at is not None and r.claim_expires_at > now)
+    lost_ids = [
+        rid
+        for rid, expires in candidates
+        if rid not in live and not (expires is not None and _aware(expires) > now)
     ]
-    if not lost:
+    if not lost_ids:
         return 0
+    lost = [r for r in renders.get_many(lost_ids) if r.status == RenderStatus.PENDING]
     enqueue_many(
         broker,
         [start_render_message(message_payload(r.id, r.as_request())) for r in lost],
@@ -96,6 +97,11 @@ def requeue_lost(broker: RedisBroker) -> int:
             age_s=round((now - render.created_at).total_seconds(), 1),
         )
     return len(lost)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes for what was stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _stale(state: repository.HolderState | None) -> bool:
