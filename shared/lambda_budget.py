@@ -446,6 +446,12 @@ class LambdaBudget:
     def parked(self) -> set[str]:
         return {k.decode() for k in self.redis.hkeys(self._key["parked"])}  # type: ignore[union-attr]  # redis-py types sync and async results as one union
 
+    def sample_parked(self, count: int) -> set[str]:
+        """Up to ``count`` parked render ids at random (the reconciler's safety check: every
+        one of them over a few passes, without reading thousands each time)."""
+        sample = self.redis.hrandfield(self._key["parked"], count)
+        return {k.decode() for k in sample or []}  # type: ignore[union-attr]  # redis-py types sync and async results as one union
+
     def waiting(self) -> int:
         return int(self.redis.hlen(self._key["parked"]))
 
