@@ -16,9 +16,9 @@ The database is the source of truth; Redis carries messages and the Lambda budge
   re-enqueued the same way; its room stays held for it.
 * **Stale budget.** The poller releases a render's Lambda functions when it sees it finish;
   this catches the rest: a release lost to a crash, a render moved by an operator, a parked
-  render that was cancelled or deleted (every holder each pass; ``PARKED_SAMPLE`` parked ones at
-  random, so a long line is covered over a few passes at a bounded cost). Then one dispatch, for room nobody released (a budget
-  raised by a deploy).
+  render that was cancelled or deleted (every holder each pass; ``PARKED_SAMPLE`` parked ones
+  at random, so a long line is covered over a few passes at a bounded cost). Then one
+  dispatch, for room nobody released (a budget raised by a deploy).
 """
 
 from __future__ import annotations
