@@ -145,12 +145,13 @@ def _noisy(bench: Bench) -> dict[str, Any]:
         vip = enqueue_render(_req("V", 0, "vip"))
         wait_for(lambda: _done([*ids, vip.id]), timeout=180, interval=0.2, what="B..E and V")
         rows = _all_rows()
+        admitted_at = _admitted_at()
         stats = run.emulator_stats()
     by_id = {r.id: r for r in rows}
     statuses = Counter(by_id[i].status.value for i in [*ids, vip.id])
     grants = fairness.grants(rows, 40)
     head_start = {u: fairness.starts_before(grants, u, "A") for u in small_users}
-    admitted = _by_admission(grants, _admitted_at(), rows)
+    admitted = _by_admission(grants, admitted_at, rows)
     head_start_admitted = {u: fairness.starts_before(admitted, u, "A") for u in small_users}
     window = fairness.backlogged_window(grants, ["A", *small_users])
     shares = fairness.budget_seconds(grants, *window)
