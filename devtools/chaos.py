@@ -259,8 +259,9 @@ def main() -> int:
                 victim = rng.choice(groups)
                 kids = children(victim.pid)
                 if kids:
-                    os.kill(rng.choice(kids), signal.SIGKILL)
-                    figures["kills"] += 1
+                    with contextlib.suppress(ProcessLookupError):  # it may have just exited
+                        os.kill(rng.choice(kids), signal.SIGKILL)
+                        figures["kills"] += 1
                 next_kill = now + rng.expovariate(1 / args.kill_every)
             if flushed_at is None and terminal >= len(ids) * 0.3:
                 import redis

@@ -135,7 +135,8 @@ def replay(
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message Dramatiq gave up on (``<queue>.XQ``): poison, or out of retries."""
+    """A message Dramatiq gave up on (in the queue's dead-letter set): poison, or out of
+    retries."""
 
     queue: str
     message_id: str

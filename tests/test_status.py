@@ -23,9 +23,15 @@ from devtools.devstack import free_port
 from shared import repository
 from shared.db import session_scope
 from shared.lambda_budget import get_budget
-from shared.messages import POLL_TICK, new_message, producer_broker, start_render_message
+from shared.messages import (
+    POLL_TICK,
+    enqueue_many,
+    new_message,
+    producer_broker,
+    start_render_message,
+)
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
-from shared.producer import enqueue_renders, message_payload
+from shared.producer import message_payload
 from shared.render_request import RenderRequest
 from shared.settings import get_settings
 from tests.support import make_request, run_module
@@ -84,9 +90,15 @@ def known_state(db, env, namespace, redis_url) -> dict[str, Any]:
     now = utcnow()
     client = redis.Redis.from_url(redis_url)
 
-    # pending: five renders through the producer (five ready start messages), one old.
-    plain, a1, a2, b1, c1 = enqueue_renders(
-        [req(user_id=u) for u in ("u1", "alice", "alice", "bob", "carol")]
+    # pending: five renders with five ready start messages (the row, then the message, as a
+    # producer whose renders the budget has room for), one old.
+    stored = repository.insert_pending_many(
+        [(str(uuid.uuid4()), req(user_id=u)) for u in ("u1", "alice", "alice", "bob", "carol")]
+    )
+    plain, a1, a2, b1, c1 = (render for render, _ in stored)
+    enqueue_many(
+        producer_broker(),
+        [start_render_message(message_payload(r.id, r.as_request())) for r, _ in stored],
     )
     backdate(plain.id, created_at=now - timedelta(seconds=120))
     repository.set_throttled_until(a1.id, now + timedelta(seconds=60))
