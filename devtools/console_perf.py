@@ -115,7 +115,6 @@ def measure(url: str, redis_url: str, runs: int) -> dict[str, dict[str, float]]:
     from fastapi.testclient import TestClient
 
     from shared import operators
-    from shared.models import Render
     from web.app import create_app
 
     namespace = f"renderq-console-perf-{uuid.uuid4().hex[:8]}"
@@ -131,13 +130,8 @@ def measure(url: str, redis_url: str, runs: int) -> dict[str, dict[str, float]]:
             assert answer.status_code == 303
             engine = sa.create_engine(normalize_url(url))
             with engine.connect() as conn:
-                some_id = conn.execute(
-                    sa.select(Render.__table__.c.id)
-                    .where(  # type: ignore[attr-defined]  # as in seed()
-                        sa.text("status = 'failed'")
-                    )
-                    .limit(1)
-                ).scalar_one()
+                query = sa.text("SELECT id FROM render WHERE status = 'failed' LIMIT 1")
+                some_id = conn.execute(query).scalar_one()
             engine.dispose()
             paths = {
                 "overview feed (JSON)": "/console/feed/overview",
