@@ -37,6 +37,7 @@ from scripts.health import describe_error, redact_url, settings_error, sqlite_pa
 from shared import pauses, redis_keys
 from shared.db import get_engine
 from shared.errors import RenderqError
+from shared.lambda_budget import get_budget
 from shared.log import configure_logging
 from shared.models import Render, RenderStatus, utcnow
 from shared.redis_client import get_redis
@@ -44,7 +45,6 @@ from shared.redis_keys import RedisKeys
 from shared.renders import count_by_status
 from shared.repository import events as outbox
 from shared.settings import get_settings
-from worker.lambda_budget import get_budget
 from worker.middleware.heartbeat import read_workers
 from worker.poller import last_sweep
 

@@ -16,6 +16,7 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from shared.per_process import PerProcess
+from shared.render_request import RenderRequest
 from shared.settings import Settings, get_settings
 
 START_RENDER = "start_render"
@@ -39,6 +40,16 @@ def new_message(
         message_id=str(uuid.uuid4()),
         message_timestamp=int(time.time() * 1000),
     )
+
+
+def message_payload(render_id: str, request: RenderRequest) -> dict[str, object]:
+    """The JSON body of the ``start_render`` message for a stored render.
+
+    The request was validated when it was built; dumping it is enough (no second validation
+    per render on the bulk-enqueue path).
+    """
+    body = request.model_dump(mode="json", exclude_none=True)
+    return {**body, "schema_version": 1, "render_id": render_id}
 
 
 def start_render_message(

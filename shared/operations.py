@@ -20,9 +20,8 @@ from dramatiq import Broker, Message
 from shared import audit, pauses, renders, repository, timeline
 from shared.errors import IllegalTransition
 from shared.log import get_logger
-from shared.messages import enqueue_many, producer_broker, start_render_message
+from shared.messages import enqueue_many, message_payload, producer_broker, start_render_message
 from shared.models import ErrorCode, Render, RenderStatus
-from shared.producer import message_payload
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings

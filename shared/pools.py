@@ -2,7 +2,7 @@
 
 One AWS region's concurrency is often not enough (Remotion recommends spreading renders over
 regions), and a second account doubles it again. Each pool has its own function, site, bucket
-and budget; admission (``worker.lambda_budget``) picks the first pool in preference order with
+and budget; admission (``shared.lambda_budget``) picks the first pool in preference order with
 room, the render row records it (``lambda_pool``), and every later call for that render
 (progress, cancel, recovery) goes to the same pool.
 """

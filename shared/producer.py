@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 
 from shared import repository
-from shared.messages import enqueue_many, producer_broker, start_render_message
+from shared.messages import enqueue_many, message_payload, producer_broker, start_render_message
 from shared.models import Render
 from shared.rate_limit import Quota, get_limiter
 from shared.render_limits import RenderLimitExceeded, RenderLimits
@@ -33,16 +33,6 @@ __all__ = [
     "message_payload",
     "quota",
 ]
-
-
-def message_payload(render_id: str, request: RenderRequest) -> dict[str, object]:
-    """The JSON body of the ``start_render`` message for a stored render.
-
-    The request was validated when it was built; dumping it is enough (no second validation
-    per render on the bulk-enqueue path).
-    """
-    body = request.model_dump(mode="json", exclude_none=True)
-    return {**body, "schema_version": 1, "render_id": render_id}
 
 
 def enqueue_renders(requests: Sequence[RenderRequest]) -> list[Render]:

@@ -69,7 +69,7 @@ class RedisKeys:
         return self._key("ratelimit")
 
     def budget(self, part: str) -> str:
-        """The Lambda budget's structures (see worker/lambda_budget.py)."""
+        """The Lambda budget's structures (see shared/lambda_budget.py)."""
         if part not in BUDGET_PARTS:
             raise ValueError(f"unknown budget key {part!r}")
         return self._key("budget", part)

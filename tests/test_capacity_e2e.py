@@ -13,6 +13,7 @@ import pytest
 from devtools import fairness
 from devtools.emulator import EmulatorServer
 from shared import renders
+from shared.lambda_budget import LambdaBudget
 from shared.messages import producer_broker, start_render_message
 from shared.producer import OverCapacity, enqueue_render, enqueue_renders
 from shared.redis_client import get_redis
@@ -21,7 +22,6 @@ from shared.render_request import RenderRequest
 from shared.settings import get_settings
 from shared.user_limits import set_user_plan
 from tests.support import WorkerGroup, all_terminal, emulator_call, make_request, wait_until
-from worker.lambda_budget import LambdaBudget
 
 pytestmark = pytest.mark.e2e
 

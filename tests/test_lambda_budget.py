@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from shared.lambda_budget import Admission, Grant, LambdaBudget
 from shared.producer import message_payload
 from shared.render_plan import OverCapacity, chunking_for
 from shared.render_request import RenderRequest
@@ -15,7 +16,6 @@ from shared.settings import get_settings
 from tests.support import emulator_call, make_request
 from worker import poller, reconciler, start
 from worker.defer import Defer
-from worker.lambda_budget import Admission, Grant, LambdaBudget
 
 
 @pytest.mark.parametrize("frames", [1, 5, 20, 21, 90, 300, 600, 1200, 1800, 18_000, 40_000])

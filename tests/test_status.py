@@ -22,6 +22,7 @@ from sqlmodel import col
 from devtools.devstack import free_port
 from shared import repository
 from shared.db import session_scope
+from shared.lambda_budget import get_budget
 from shared.messages import POLL_TICK, new_message, producer_broker, start_render_message
 from shared.models import ErrorCode, Render, RenderStatus, utcnow
 from shared.producer import enqueue_renders, message_payload
@@ -29,7 +30,6 @@ from shared.render_request import RenderRequest
 from shared.settings import get_settings
 from tests.support import make_request, run_module
 from worker import poller
-from worker.lambda_budget import get_budget
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 20

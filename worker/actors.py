@@ -14,7 +14,8 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from shared import pauses
+from shared import admission, pauses
+from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.messages import (
     CANCEL_RENDER,
@@ -26,11 +27,10 @@ from shared.messages import (
     START_RENDER,
 )
 from shared.settings import get_settings
-from worker import admission, cancellation, metrics, notifications, poller, reconciler, slots, start
+from worker import cancellation, metrics, notifications, poller, reconciler, slots, start
 from worker.broker import broker  # installs the broker before the actors below
 from worker.defer import Defer, defer_current
 from worker.delivery import Delivery
-from worker.lambda_budget import get_budget
 from worker.permit import MessagePermit
 
 log = get_logger(__name__)

@@ -35,7 +35,7 @@ from shared.settings import get_settings
 from worker.lambda_client import set_call_observer
 
 if TYPE_CHECKING:
-    from worker.lambda_budget import PoolUse
+    from shared.lambda_budget import PoolUse
 
 _metrics: dict[str, Any] = {}
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from dramatiq import Broker
 
-from shared import repository
+from shared import admission, repository
 from shared.log import get_logger
 from shared.messages import cancel_render_message
 from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.pools import configured_pools
 from shared.settings import get_settings
-from worker import admission, metrics
+from worker import metrics
 from worker.lambda_errors import FatalKind
 from worker.restarts import restart_throttled
 

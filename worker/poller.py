@@ -23,6 +23,7 @@ import dramatiq
 import structlog
 
 from shared import repository
+from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.models import ErrorCode, utcnow
 from shared.per_process import PerProcess
@@ -31,7 +32,6 @@ from shared.redis_keys import keys
 from shared.settings import get_settings
 from worker import metrics, outcomes
 from worker.failpoints import failpoint
-from worker.lambda_budget import get_budget
 from worker.lambda_client import RenderProgress, get_lambda
 from worker.lambda_errors import FatalKind, LambdaError
 from worker.slots import claim_poll_slot

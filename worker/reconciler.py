@@ -10,7 +10,7 @@ The database is the source of truth; Redis carries messages and the Lambda budge
   Redis carries (ready, delayed or held unacked) and whose claim is not live get a new
   message. The next pass sees it, so each lost render is re-enqueued once; a duplicate would be
   harmless anyway.
-  Renders parked for the Lambda budget (``worker.lambda_budget``) or held by a pause
+  Renders parked for the Lambda budget (``shared.lambda_budget``) or held by a pause
   (``shared.pauses``) have no message on purpose and are left alone. An admitted render still
   ``pending`` without a message (its wake-up, or the worker that was starting it, was lost) is
   re-enqueued the same way; its room stays held for it.
@@ -28,16 +28,14 @@ from datetime import timedelta
 
 from dramatiq.brokers.redis import RedisBroker
 
-from shared import pauses, repository
+from shared import admission, pauses, repository
+from shared.lambda_budget import get_budget
 from shared.log import get_logger
-from shared.messages import START_RENDER, enqueue_many, start_render_message
+from shared.messages import START_RENDER, enqueue_many, message_payload, start_render_message
 from shared.models import RenderStatus, utcnow
-from shared.producer import message_payload
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
-from worker import admission
-from worker.lambda_budget import get_budget
 
 log = get_logger(__name__)
 

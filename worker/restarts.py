@@ -21,9 +21,8 @@ from dramatiq import Broker
 from shared import repository
 from shared.errors import IllegalTransition
 from shared.log import get_logger
-from shared.messages import start_render_message
+from shared.messages import message_payload, start_render_message
 from shared.models import ErrorCode
-from shared.producer import message_payload
 from worker import metrics, permit
 from worker.defer import backoff_ms
 

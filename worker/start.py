@@ -25,8 +25,9 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from shared import pauses, renders, repository, timeline
+from shared import admission, pauses, renders, repository, timeline
 from shared.errors import IllegalTransition, RenderqError
+from shared.lambda_budget import get_budget
 from shared.log import get_logger
 from shared.messages import cancel_render_message
 from shared.models import ErrorCode, RenderStatus, utcnow
@@ -35,10 +36,9 @@ from shared.render_plan import Chunking, OverCapacity, chunking_for
 from shared.render_request import RenderMessage, RenderRequest
 from shared.repository import Claim
 from shared.settings import get_settings
-from worker import admission, metrics
+from worker import metrics
 from worker.defer import Defer, backoff_ms, current_option, jittered
 from worker.failpoints import failpoint
-from worker.lambda_budget import get_budget
 from worker.lambda_client import get_lambda
 from worker.lambda_errors import (
     LambdaConfigError,

@@ -1,6 +1,6 @@
 """Section ``capacity``: fair admission to the Lambda budget, its idle cost, pools, big renders.
 
-The budget (``worker.lambda_budget``) decides who starts when Lambda room is short; what a
+The budget (``shared.lambda_budget``) decides who starts when Lambda room is short; what a
 user notices is whether a flood from someone else delays them, and what an operator pays is
 the cost of renders waiting. Four measurements, each with real workers and the emulator:
 
@@ -92,7 +92,7 @@ def _noisy(bench: Bench) -> dict[str, Any]:
     settings = {**UNLIMITED, "LAMBDA_CONCURRENCY_BUDGET": "40", "POLL_INTERVAL_S": "0.5"}
     with contextlib.ExitStack() as stack:
         run = _start(bench, stack, "capacity-noisy", settings)
-        from worker.lambda_budget import get_budget
+        from shared.lambda_budget import get_budget
 
         flood_at = time.monotonic()
         for part in chunks([_req("A", i, "flood") for i in range(n)], 500):
@@ -195,8 +195,8 @@ def _monitor(url: str, namespace: str, seconds: float) -> dict[str, int]:
 def _idle_once(bench: Bench, label: str, waiting: int) -> dict[str, Any]:
     import redis
 
+    from shared.lambda_budget import get_budget
     from shared.producer import enqueue_renders
-    from worker.lambda_budget import get_budget
 
     seconds = bench.sizes.capacity_idle_seconds
     with contextlib.ExitStack() as stack:
@@ -269,7 +269,7 @@ class _PoolWatch(threading.Thread):
         self.full_since: float | None = None
 
     def run(self) -> None:
-        from worker.lambda_budget import get_budget
+        from shared.lambda_budget import get_budget
 
         while not self.stop.wait(0.05):
             with contextlib.suppress(Exception):

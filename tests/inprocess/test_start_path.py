@@ -17,14 +17,13 @@ from dramatiq import Message
 from dramatiq.broker import MessageProxy
 
 from devtools.process import reset_caches
-from shared import renders, repository
+from shared import admission, renders, repository
+from shared.lambda_budget import get_budget
 from shared.producer import message_payload
 from shared.rate_limit import get_limiter
 from shared.render_plan import chunking_for
 from tests.inprocess.conftest import StubWorld
 from tests.support import make_request, wait_until
-from worker import admission
-from worker.lambda_budget import get_budget
 from worker.middleware.log_context import LogContext
 
 

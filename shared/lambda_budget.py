@@ -9,7 +9,7 @@ several wait, the next one is chosen fairly, not by global age:
 * **Parked, not re-delivered.** A render that does not fit is parked here and its message is
   acked: waiting costs no queue traffic. Whoever frees room (a release: completion, failure,
   cancel, a failed start, the reconciler) runs the dispatch in the same script and gets back
-  the renders it admitted; ``worker.admission`` sends each a start message.
+  the renders it admitted; ``shared.admission`` sends each a start message.
 * **Priority classes** 0..9 (higher first, from the user's plan) strictly before lower ones.
 * **Start-time fair queuing across users** within a class: each user with parked renders sits
   in ``users:<class>`` scored by its start tag ``max(vtime, finish[user])``; admitting one of
@@ -276,7 +276,7 @@ def _grants(flat: Sequence[bytes | str]) -> list[Grant]:
 
 
 class LambdaBudget:
-    """The one owner of the budget's Redis state; callers go through ``worker.admission``."""
+    """The one owner of the budget's Redis state; callers go through ``shared.admission``."""
 
     def __init__(self, client: redis.Redis | None = None) -> None:
         self.redis = client or get_redis()

@@ -1,6 +1,6 @@
 """Admission to the Lambda budget, seen from the worker: ask, wake the parked, shrink.
 
-``worker.lambda_budget`` decides (one Lua script); this module turns its decisions into
+``shared.lambda_budget`` decides (one Lua script); this module turns its decisions into
 messages. A render that does not fit is parked and its message acked, so waiting costs nothing.
 Whoever frees room gets back the renders the script admitted in the same call and sends each a
 start message (``wake``); that delivery finds its room held and starts at once. A wake-up lost
@@ -17,12 +17,11 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from shared import renders, timeline
+from shared.lambda_budget import Admission, Grant, get_budget
 from shared.log import get_logger
-from shared.messages import enqueue_many, start_render_message
+from shared.messages import enqueue_many, message_payload, start_render_message
 from shared.models import RenderStatus
-from shared.producer import message_payload
 from shared.user_limits import plan_for
-from worker.lambda_budget import Admission, Grant, get_budget
 
 log = get_logger(__name__)
 
