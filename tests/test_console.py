@@ -384,3 +384,21 @@ def test_operators_command(db: str, env: dict[str, str]) -> None:
     assert run("disable", "grace").returncode == 0
     assert operators.verify("grace", PASSWORD) is None
     assert run("disable", "nobody").returncode == 1
+
+
+def test_an_expired_session_is_no_session(client: TestClient) -> None:
+    _login(client)
+    with get_engine().begin() as conn:
+        conn.execute(sa.text("UPDATE console_session SET expires_at = :at"), {"at": "2000-01-01"})
+    assert client.get("/console").status_code == 303
+    assert client.get("/console/feed/overview").status_code == 401
+
+
+def test_the_cookie_is_secure_when_served_over_https(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONSOLE_HTTPS", "true")
+    get_settings.cache_clear()
+    good = {"name": "ada", "password": PASSWORD}
+    answer = client.post("/console/login", data=good, headers=ORIGIN)
+    assert "Secure" in answer.headers["set-cookie"]
