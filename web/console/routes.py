@@ -37,8 +37,9 @@ STATIC = {
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
+#: A form field; every one defaults to "" so a missing field is refused by the handler's own
+#: checks (CSRF, confirmation) with a page, not by FastAPI with a 422.
 FormText = Annotated[str, Form()]
-OptionalText = Annotated[str, Form()]
 
 
 def _login(request: Request, *, feed: bool = False) -> Login:
@@ -223,8 +224,8 @@ def cancel(
     request: Request,
     render_id: str,
     csrf: FormText = "",
-    reason: OptionalText = "",
-    confirm: OptionalText = "",
+    reason: FormText = "",
+    confirm: FormText = "",
 ) -> Response:
     login = _checked(request, csrf)
     if confirm != "yes":
@@ -256,8 +257,8 @@ def replay(
     request: Request,
     csrf: FormText = "",
     ids: Annotated[list[str] | None, Form()] = None,
-    force: OptionalText = "",
-    confirm: OptionalText = "",
+    force: FormText = "",
+    confirm: FormText = "",
 ) -> Response:
     login = _checked(request, csrf)
     chosen = list(dict.fromkeys(ids or []))[: views.PAGE_SIZE * 4]
@@ -321,8 +322,6 @@ def _dead_letter_action(
     else:
         done = operations.delete_dead_letter(queue, message_id, actor=login.actor)
     notice = f"{verb}d {message_id}" if done else f"{message_id}: no such dead letter (any more)"
-    if verb == "requeue" and done:
-        notice = f"requeued {message_id}"
     return RedirectResponse(f"/console/dead-letters?notice={quote(notice)}", status_code=303)
 
 
@@ -332,7 +331,7 @@ def requeue_dead_letter(
     queue: FormText = "",
     message_id: FormText = "",
     csrf: FormText = "",
-    confirm: OptionalText = "",
+    confirm: FormText = "",
 ) -> Response:
     return _dead_letter_action(request, "requeue", queue, message_id, csrf, confirm)
 
@@ -343,7 +342,7 @@ def delete_dead_letter(
     queue: FormText = "",
     message_id: FormText = "",
     csrf: FormText = "",
-    confirm: OptionalText = "",
+    confirm: FormText = "",
 ) -> Response:
     return _dead_letter_action(request, "delete", queue, message_id, csrf, confirm)
 
@@ -361,10 +360,10 @@ def pauses_page(request: Request) -> HTMLResponse:
 def pause(
     request: Request,
     csrf: FormText = "",
-    user_id: OptionalText = "",
-    everything: OptionalText = "",
-    reason: OptionalText = "",
-    confirm: OptionalText = "",
+    user_id: FormText = "",
+    everything: FormText = "",
+    reason: FormText = "",
+    confirm: FormText = "",
 ) -> Response:
     login = _checked(request, csrf)
     user = user_id.strip() or None
@@ -391,8 +390,8 @@ def pause(
 def resume(
     request: Request,
     csrf: FormText = "",
-    user_id: OptionalText = "",
-    confirm: OptionalText = "",
+    user_id: FormText = "",
+    confirm: FormText = "",
 ) -> Response:
     login = _checked(request, csrf)
     user = user_id.strip() or None
