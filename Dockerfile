@@ -16,6 +16,7 @@ COPY migrations ./migrations
 COPY shared ./shared
 COPY worker ./worker
 COPY scripts ./scripts
+COPY web ./web
 COPY schemas ./schemas
 
 RUN useradd --create-home --uid 10001 renderq

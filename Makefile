@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck lock services clean
+.PHONY: demo test lint typecheck lock services browser clean
 
 $(STAMP): requirements.lock
 	$(PYTHON) -c 'import sys; sys.exit("renderq needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -16,14 +16,18 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m devtools.demo
 
 ## make test: the whole suite against real Redis, SQLite, PostgreSQL and worker processes.
-test: $(STAMP) services
+test: $(STAMP) services browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	RENDERQ_REQUIRE_POSTGRES=1 $(VENV)/bin/python -m pytest -q
+	RENDERQ_REQUIRE_POSTGRES=1 RENDERQ_REQUIRE_BROWSER=1 $(VENV)/bin/python -m pytest -q
 
 services:
 	@bash devtools/ensure_services.sh
+
+## the system Chromium for the console's browser tests (installed as root if missing)
+browser:
+	@bash devtools/ensure_browser.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

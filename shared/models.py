@@ -81,6 +81,9 @@ class Render(SQLModel, table=True):
         sa.Index("ix_render_status_polled", "status", "last_polled_at"),
         sa.Index("ix_render_status_created", "status", "created_at"),
         sa.Index("ix_render_status_completed", "status", "completed_at"),
+        # The console's search, newest first: unfiltered, and by error code (migration 0008).
+        sa.Index("ix_render_created", "created_at", "id"),
+        sa.Index("ix_render_error_created", "error_code", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

@@ -121,6 +121,10 @@ class RedisKeys:
     def workers(self) -> str:
         return self._key("workers")
 
+    def console_login_failures(self, name: str, minute: int) -> str:
+        """Failed console logins for one operator name in one minute (expires with it)."""
+        return self._key("console", "login-failures", str(minute), name)
+
     def failpoint(self, name: str) -> str:
         return self._key("failpoint", name)
 
@@ -179,6 +183,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"poll:last-sweep", "renderq", "the last finished sweep"),
     (r"poll:next-due", "renderq", "when the next sweep can have renders to poll"),
     (r"workers", "renderq", "worker heartbeats"),
+    (r"console:login-failures:\d+:.+", "renderq", "failed console logins of a name, a minute"),
     (r"failpoint:[a-z_.]+", "tests", "which process fired a failpoint"),
 )
 

@@ -147,6 +147,18 @@ class Settings(BaseSettings):
     #: Seconds in-flight requests get to finish on SIGTERM.
     web_graceful_timeout_s: float = 20.0
 
+    # --- the web console (web/console/) ---------------------------------------------------------
+    #: The console is served over https (directly or behind a TLS-terminating proxy): its
+    #: session cookie is then marked ``Secure``. Leave off only for http on localhost.
+    console_https: bool = False
+    #: Seconds a console login lasts (the session cookie and its row expire together).
+    console_session_ttl_s: float = 8 * 3600.0
+    #: Failed logins per operator name per minute before further attempts are refused (429)
+    #: until the minute is over; each attempt also costs one scrypt (about 50 ms).
+    console_login_attempts_per_min: int = Field(default=10, ge=1)
+    #: Milliseconds between two refreshes of a live console page (overview, render page).
+    console_refresh_ms: int = Field(default=1_500, ge=200)
+
     # --- render limits (see shared/render_limits.py) -----------------------------------------
     #: Longest side in pixels; with ``max_short_side`` this is "1080p in either orientation".
     max_long_side: int = 1920

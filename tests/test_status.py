@@ -185,8 +185,10 @@ def test_json_reports_every_field(known_state, env, namespace, redis_url):
         "last_sweep",
         "workers",
         "failures_last_hour",
+        "completed_last_hour",
         "events",
     ]
+    assert doc["completed_last_hour"] == 1  # the one completed render, just now
     assert doc["events"] == {"pending": 0, "delivered": 0, "dead": 0}
     assert doc["pauses"] == {"active": [], "held": 0}
     now = known_state["now"]

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.log import configure_logging, get_logger
 from shared.settings import get_settings
-from web import health, remotion_webhooks
+from web import console, health, remotion_webhooks
 
 log = get_logger(__name__)
 
@@ -43,6 +43,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="renderq", lifespan=_lifespan)
+    app.include_router(console.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
