@@ -84,6 +84,8 @@ class ProblemRoute(APIRoute):
             try:
                 return await handler(LimitedRequest(request.scope, request.receive))
             except Exception as exc:  # every error becomes a problem document; none is lost
-                return problem_for(exc).response()
+                # FastAPI wraps what reading the body raised (our 413) in a 400 of its own.
+                cause = exc.__cause__
+                return problem_for(cause if isinstance(cause, Problem) else exc).response()
 
         return handle
