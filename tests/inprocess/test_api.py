@@ -23,18 +23,12 @@ from shared.models import RenderStatus
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
-from tests.inprocess.api_support import (  # noqa: F401  # fixtures are found by name
-    KeyMaker,
-    api,
-    bearer,
-    body,
-    make_key,
-    render_rows,
-    start_messages,
-)
+from tests.inprocess import api_support
+from tests.inprocess.api_support import KeyMaker, bearer, body, render_rows, start_messages
 from tests.support import make_request
 
 PROBLEM = "application/problem+json"
+api, make_key = api_support.api, api_support.make_key  # the fixtures, found by their names
 
 
 def _problem(answer: Any, status: int) -> dict[str, Any]:
