@@ -17,7 +17,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from shared import renders, timeline
-from shared.lambda_budget import Admission, Grant, get_budget
+from shared.lambda_budget import Admission, Grant, LineUp, get_budget
 from shared.log import get_logger
 from shared.messages import enqueue_many, message_payload, start_render_message
 from shared.models import RenderStatus
@@ -45,6 +45,33 @@ def admit(render_id: str, user_id: str, functions: int, created_ms: int) -> Admi
     )
     wake(decision.dispatched)
     return decision
+
+
+def line_up(
+    renders_to_line_up: Sequence[tuple[str, str, int, int]], broker: dramatiq.Broker | None = None
+) -> set[str]:
+    """At enqueue, (render id, user id, functions, created ms) each: park the renders whose
+    turn has not come, wake whom the calls admitted; returns the ids to send a start message
+    now (nobody waits and they fit)."""
+    if not renders_to_line_up:
+        return set()
+    entries = []
+    for render_id, user_id, functions, created_ms in renders_to_line_up:
+        plan = plan_for(user_id)
+        entries.append(
+            LineUp(
+                render_id,
+                user_id,
+                functions,
+                created_ms,
+                plan.weight,
+                plan.max_in_flight,
+                plan.priority,
+            )
+        )
+    go, grants = get_budget().line_up(entries)
+    wake(grants, broker)
+    return set(go)
 
 
 def release(render_ids: Iterable[str], broker: dramatiq.Broker | None = None) -> None:

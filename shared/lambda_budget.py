@@ -109,7 +109,9 @@ local function grant(rid, need, user, pool)
   redis.call('HINCRBY', K.user_inflight, user, 1)
 end
 
-local function dispatch(limit)
+local function dispatch(limit, reserved)
+  -- ``reserved``: room per pool promised to renders sent on in this call (``line_up``).
+  reserved = reserved or {}
   local out = {}
   while #out < limit do
     local key, user, start = nil, nil, nil
@@ -124,7 +126,9 @@ local function dispatch(limit)
       local entry = cjson.decode(redis.call('HGET', K.parked, rid))
       local chosen = nil
       for _, pool in ipairs(pools) do
-        if used(pool.name) + entry.f <= effective(pool) then chosen = pool.name; break end
+        if used(pool.name) + (reserved[pool.name] or 0) + entry.f <= effective(pool) then
+          chosen = pool.name; break
+        end
       end
       if not chosen then break end  -- strict head of line: nothing jumps the fair candidate
       grant(rid, entry.f, user, chosen)
@@ -178,15 +182,7 @@ local function release(rid)
   return 1
 end
 
-if op == 'admit' then
-  local rid, user, need, created = ARGV[argi], ARGV[argi + 1], tonumber(ARGV[argi + 2]),
-    tonumber(ARGV[argi + 3])
-  local weight, cap, prio = tonumber(ARGV[argi + 4]), tonumber(ARGV[argi + 5]),
-    tonumber(ARGV[argi + 6])
-  local held = redis.call('HGET', K.held_by, rid)
-  if held then
-    return {1, string.sub(held, 1, (string.find(held, '\\t', 1, true) or 0) - 1), {}}
-  end
+local function park(rid, user, need, created, weight, cap, prio)
   local queue = qprefix .. ':' .. user
   -- The user's plan is read from its oldest parked render: bring that one up to date (the
   -- plan may have changed since it parked), leaving the class it was listed in if it moved.
@@ -207,6 +203,46 @@ if op == 'admit' then
     redis.call('HSET', K.parked, head, cjson.encode(entry))
   end
   enlist(user)
+end
+
+if op == 'line_up' then
+  -- Many renders at enqueue: ARGV[argi] dispatch limit, then 7 values per render.
+  local go, transit, parked = {}, {}, 0
+  for i = argi + 1, #ARGV, 7 do
+    local rid, user, need = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    local sent = false
+    if redis.call('HLEN', K.parked) == 0 then
+      -- Nobody waits and it fits (with what this call already sent on): the producer sends
+      -- it a start message; its start takes the room.
+      for _, pool in ipairs(pools) do
+        local t = transit[pool.name] or 0
+        if used(pool.name) + t + need <= effective(pool) then
+          transit[pool.name] = t + need
+          go[#go + 1] = rid
+          sent = true
+          break
+        end
+      end
+    end
+    if not sent then
+      park(rid, user, need, tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]),
+           tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
+      parked = parked + 1
+    end
+  end
+  local out = {}
+  if parked > 0 then out = dispatch(tonumber(ARGV[argi]), transit) end
+  return {#go, go, out}
+elseif op == 'admit' then
+  local rid, user, need, created = ARGV[argi], ARGV[argi + 1], tonumber(ARGV[argi + 2]),
+    tonumber(ARGV[argi + 3])
+  local weight, cap, prio = tonumber(ARGV[argi + 4]), tonumber(ARGV[argi + 5]),
+    tonumber(ARGV[argi + 6])
+  local held = redis.call('HGET', K.held_by, rid)
+  if held then
+    return {1, string.sub(held, 1, (string.find(held, '\\t', 1, true) or 0) - 1), {}}
+  end
+  park(rid, user, need, created, weight, cap, prio)
   local out = dispatch(tonumber(ARGV[argi + 7]))
   local mine = nil
   for i = 1, #out, 2 do if out[i] == rid then mine = out[i + 1] end end
@@ -263,6 +299,19 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class LineUp:
+    """A render to line up at enqueue, with its user's plan."""
+
+    render_id: str
+    user_id: str
+    functions: int
+    created_ms: int
+    weight: float = 1.0
+    max_in_flight: int = 0
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PoolUse:
     name: str
     configured: int
@@ -284,7 +333,7 @@ class LambdaBudget:
         self._key = dict(zip(BUDGET_PARTS, self.keys, strict=True))
         self._script = self.redis.register_script(_SCRIPT)
 
-    def _run(self, op: str, *args: Any, pools: Sequence[Pool] | None = None) -> list[Any]:
+    def _header(self, op: str, pools: Sequence[Pool] | None = None) -> list[Any]:
         settings = get_settings()
         chosen = configured_pools() if pools is None else pools
         header: list[Any] = [
@@ -298,7 +347,10 @@ class LambdaBudget:
         ]
         for pool in chosen:
             header += [pool.name, pool.budget]
-        result = self._script(keys=self.keys, args=[*header, *args])
+        return header
+
+    def _run(self, op: str, *args: Any, pools: Sequence[Pool] | None = None) -> list[Any]:
+        result = self._script(keys=self.keys, args=[*self._header(op, pools), *args])
         return list(result)
 
     def admit(
@@ -328,6 +380,25 @@ class LambdaBudget:
         name = pool.decode() if isinstance(pool, bytes) else str(pool)
         grants = [g for g in _grants(dispatched) if g.render_id != render_id]
         return Admission(name if admitted else None, grants)
+
+    def line_up(self, entries: Sequence[LineUp]) -> tuple[list[str], list[Grant]]:
+        """At enqueue: park each render whose turn has not come (someone already waits, or
+        no pool has room for it besides those this call sends on), in one script per 500;
+        returns the renders to send a start message now, and the renders the call admitted
+        (the caller wakes them, as after a release). Parking at enqueue puts a render in its
+        user's line the moment it is created, not when its message is consumed behind a
+        flood's backlog. A render sent on that finds no room when it starts parks then."""
+        go: list[str] = []
+        granted: list[Grant] = []
+        for start in range(0, len(entries), 500):
+            args: list[Any] = [MAX_DISPATCH]
+            for e in entries[start : start + 500]:
+                args += [e.render_id, e.user_id, e.functions, e.created_ms, e.weight]
+                args += [e.max_in_flight, e.priority]
+            _, sent, dispatched = self._run("line_up", *args)
+            go += [v.decode() if isinstance(v, bytes) else str(v) for v in sent]
+            granted += _grants(dispatched)
+        return go, granted
 
     def release_many(self, render_ids: Iterable[str]) -> list[Grant]:
         """Give back the room (or the place in line) of these renders; returns whom the freed
@@ -374,6 +445,12 @@ class LambdaBudget:
 
     def parked(self) -> set[str]:
         return {k.decode() for k in self.redis.hkeys(self._key["parked"])}  # type: ignore[union-attr]  # redis-py types sync and async results as one union
+
+    def sample_parked(self, count: int) -> set[str]:
+        """Up to ``count`` parked render ids at random (the reconciler's safety check: every
+        one of them over a few passes, without reading thousands each time)."""
+        sample = self.redis.hrandfield(self._key["parked"], count)
+        return {k.decode() for k in sample or []}  # type: ignore[union-attr]  # redis-py types sync and async results as one union
 
     def waiting(self) -> int:
         return int(self.redis.hlen(self._key["parked"]))

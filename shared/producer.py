@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from shared import repository
+from shared import admission, repository
 from shared.messages import enqueue_many, message_payload, producer_broker, start_render_message
 from shared.models import Render
 from shared.rate_limit import Quota, get_limiter
@@ -36,22 +36,40 @@ __all__ = [
 
 
 def enqueue_renders(requests: Sequence[RenderRequest]) -> list[Render]:
-    """Validate, store and enqueue many renders with one insert and one Redis round trip.
+    """Validate, store and enqueue many renders with one insert and two Redis round trips.
 
     All requests are checked against the limits before anything is stored: one bad request
-    rejects the batch, so a caller never has to work out which half went through.
+    rejects the batch, so a caller never has to work out which half went through. A render
+    whose turn for the Lambda budget has not come (others already wait, or nothing fits) is
+    put in its user's line at once and gets no message until the budget admits it
+    (``shared.admission.line_up``); the rest get their start message now. A crash after the
+    insert leaves pending renders without a message, which the reconciler re-enqueues.
     """
     limits = RenderLimits.from_settings()
+    functions = []
     for request in requests:
         limits.enforce(request)
-        chunking_for(request.duration_in_frames)
+        functions.append(chunking_for(request.duration_in_frames).functions)
     stored = repository.insert_pending_many([(str(uuid.uuid4()), r) for r in requests])
+    created = [
+        (render, request, need)
+        for (render, is_new), request, need in zip(stored, requests, functions, strict=True)
+        if is_new
+    ]
+    broker = producer_broker()
+    go = admission.line_up(
+        [
+            (render.id, render.user_id, need, int(render.created_at.timestamp() * 1000))
+            for render, _, need in created
+        ],
+        broker,
+    )
     messages = [
         start_render_message(message_payload(render.id, request))
-        for (render, created), request in zip(stored, requests, strict=True)
-        if created
+        for render, request, _ in created
+        if render.id in go
     ]
-    enqueue_many(producer_broker(), messages)
+    enqueue_many(broker, messages)
     return [render for render, _ in stored]
 
 

@@ -284,3 +284,61 @@ def test_reconcile_releases_what_nobody_needs_and_requeues_lost_wakeups(
     assert reconciler.requeue_lost(broker) == 1  # the parked one was woken with a message
     assert reconciler.requeue_lost(broker) == 0
     assert repository.holder_states([admitted])[admitted].status == "pending"
+
+
+def _queued(queue: str) -> list[str]:
+    """Render ids of the start messages on a Redis queue of this test's namespace."""
+    import json
+
+    from shared.redis_client import get_redis
+    from shared.redis_keys import keys
+
+    client = get_redis()
+    ids = client.lrange(keys().queue(queue), 0, -1)
+    bodies = client.hmget(keys().queue_messages(queue), ids) if ids else []
+    return [json.loads(b)["args"][0]["render_id"] for b in bodies if b]
+
+
+def test_the_producer_lines_renders_up_at_enqueue(budget, use_db, sqlite_url, monkeypatch):
+    """Nobody waits and it fits: a start message now. Otherwise the render is parked the
+    moment it is created (no message); a later user's render is in the line at once, ahead
+    of the flood's backlog, however many of the flood's messages there would have been."""
+    use_db(sqlite_url)
+    monkeypatch.setenv("LAMBDA_CONCURRENCY_BUDGET", "70")  # two 31-function renders fit
+    get_settings.cache_clear()
+    from shared.producer import enqueue_renders
+
+    settings = get_settings()
+    flood = enqueue_renders([req(user_id="flood", generation_id=f"f{i}") for i in range(6)])
+    assert _queued(settings.start_queue) == [r.id for r in flood[:2]]  # fit now: go
+    assert budget.parked() == {r.id for r in flood[2:]}  # the rest wait, no message
+    # The first one sent on takes its room when it starts; that call's dispatch fills the rest
+    # of the budget from the line (room is not reserved for a render on its way: one that
+    # finds none when it starts parks then, at the head of its user's line, being older).
+    assert budget.admit(flood[0].id, "flood", 31, 0).pool == "default"
+    assert budget.in_use() == 62
+    [late] = enqueue_renders([req(user_id="late", generation_id="l")])
+    assert late.id in budget.parked()
+    assert _queued(settings.start_queue) == [r.id for r in flood[:2]]
+    # A finish releases the room to "late": a new user goes before the flood's backlog.
+    assert [g.render_id for g in budget.release_many([flood[0].id])] == [late.id]
+
+
+def test_lining_up_wakes_whom_it_admits(budget, use_db, sqlite_url, monkeypatch):
+    """Room left unused behind a user at its in-flight cap: a new user's render lines up
+    behind that user's parked one and is admitted in the same call; the producer sends its
+    wake-up to the admitted queue."""
+    use_db(sqlite_url)
+    monkeypatch.setenv("MAX_RENDERS_IN_FLIGHT_PER_USER", "1")
+    get_settings.cache_clear()
+    from shared.producer import enqueue_renders
+
+    budget.admit("c-running", "c", 31, 0, max_in_flight=1)  # c is at its cap
+    budget.admit("big", "other", 60, 0)
+    [capped] = enqueue_renders([req(user_id="c", generation_id="c2")])  # 9 free: parked
+    assert budget.release_many(["big"]) == []  # 69 free, but c is capped: nobody goes
+    assert budget.parked() == {capped.id}
+    [other] = enqueue_renders([req(user_id="o", generation_id="o")])
+    assert budget.holds(other.id) and budget.parked() == {capped.id}
+    assert _queued(get_settings().admitted_queue) == [other.id]
+    assert _queued(get_settings().start_queue) == []
