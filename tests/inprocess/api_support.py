@@ -35,8 +35,12 @@ def bearer(key: str) -> dict[str, str]:
 
 
 def start_messages() -> int:
-    """Start messages waiting in the start queue (no worker runs in these tests)."""
-    return int(get_redis().hlen(keys().queue_messages(get_settings().start_queue)))
+    """Renders sent on: start messages waiting in the start queue (no worker runs in these
+    tests), plus renders the producer put in the Lambda budget's line instead (they get their
+    message when admitted; ``shared.admission.line_up``)."""
+    client = get_redis()
+    queued = client.hlen(keys().queue_messages(get_settings().start_queue))
+    return int(queued) + int(client.hlen(keys().budget("parked")))
 
 
 def render_rows() -> int:
