@@ -30,6 +30,8 @@ _SECRET_VALUE = re.compile(
     r"|(?:(?i:aws_secret_access_key|secret_access_key|SecretAccessKey)[\"'=:\s]+[A-Za-z0-9/+=]{16,})"
     r"|(?:(?i:authorization)[\"'=:\s]+[^\s,\"']+(?:\s[^\s,\"']+)?)"
     r"|(?:Credential=[^\s,]+)"
+    r"|(?:\brq_[0-9a-f]{16}_[A-Za-z0-9_-]{20,})"  # renderq API keys (shared/api_keys.py)
+    r"|(?:(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})"
 )
 
 _known_secrets: list[str] = []

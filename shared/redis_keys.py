@@ -68,6 +68,10 @@ class RedisKeys:
         """Prefix of the per-user permit zsets: ``<prefix>:<user id>``."""
         return self._key("ratelimit")
 
+    def api_rate_limit_prefix(self) -> str:
+        """Prefix of the per-API-key request windows: ``<prefix>:<key id>`` (web/api/auth.py)."""
+        return self._key("api-ratelimit")
+
     def budget(self, part: str) -> str:
         """The Lambda budget's structures (see shared/lambda_budget.py)."""
         if part not in BUDGET_PARTS:
@@ -168,6 +172,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"__acks__\.[^.]+\.{queue}(?:\.DQ)?", "dramatiq", "messages a worker holds unacked"),
     (r"__heartbeats__", "dramatiq", "broker heartbeats"),
     (r"ratelimit:.+", "renderq", "a user's permits (sliding-window log)"),
+    (r"api-ratelimit:[A-Za-z0-9]+", "renderq", "an API key's requests (sliding-window log)"),
     (r"budget:(?:" + "|".join(BUDGET_PARTS) + ")", "renderq", "Lambda concurrency budget"),
     (r"budget:queue:.+", "renderq", "a user's renders parked for budget, oldest first"),
     (r"budget:users:\d", "renderq", "users with parked renders of one priority, by SFQ tag"),

@@ -146,6 +146,22 @@ class Settings(BaseSettings):
     web_port: int = 8000
     #: Seconds in-flight requests get to finish on SIGTERM.
     web_graceful_timeout_s: float = 20.0
+    #: uvicorn worker processes of ``python -m web`` (one per core is the usual choice; the
+    #: HTTP API's request rate scales with them, see docs/performance.md).
+    web_workers: int = Field(default=1, ge=1)
+
+    # --- the HTTP API (web/api/, README "HTTP API") ----------------------------------------------
+    #: Largest request body the API reads; bigger ones are answered 413 before being read.
+    #: Keep it above ``MAX_INPUT_PROPS_BYTES`` (a render's props travel in its body).
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: Most renders one ``POST /v1/renders:batch`` may carry (all stored, or none).
+    api_batch_max_renders: int = Field(default=500, ge=1)
+    #: Requests per API key, e.g. ``100/second`` or ``20/1s,1000/minute``; shared by every web
+    #: replica (a sliding window in Redis). Over it: 429 with ``Retry-After``.
+    api_request_rate_limit: str = "100/second"
+    #: Seconds a web process trusts an API key it verified (revocation takes effect within this
+    #: long); 0 reads the key's row on every request.
+    api_key_cache_s: float = Field(default=5.0, ge=0)
 
     # --- the web console (web/console/) ---------------------------------------------------------
     #: The console is served over https (directly or behind a TLS-terminating proxy): its
@@ -271,7 +287,7 @@ class Settings(BaseSettings):
     #: ``json`` always, ``console`` always, or ``auto`` (console on a TTY, JSON otherwise).
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("render_rate_limit")
+    @field_validator("render_rate_limit", "api_request_rate_limit")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rates(value)

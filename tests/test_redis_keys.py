@@ -70,6 +70,7 @@ def test_every_builder_makes_a_known_key():
         k.acks("broker-1", "renders"),
         k.broker_heartbeats(),
         k.rate_limit_prefix() + ":u1",
+        k.api_rate_limit_prefix() + ":0123456789abcdef",
         *(k.budget(part) for part in redis_keys.BUDGET_PARTS),
         k.poll_slot(1),
         k.reconcile_slot(1),

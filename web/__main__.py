@@ -2,7 +2,8 @@
 
 SIGTERM stops accepting connections and lets in-flight requests finish for
 ``WEB_GRACEFUL_TIMEOUT_S`` (uvicorn's graceful shutdown); run several replicas behind a load
-balancer for availability.
+balancer for availability. ``WEB_WORKERS`` uvicorn processes share the port (uvicorn's
+supervisor restarts one that dies); each has its own engine, Redis client and key cache.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def main() -> None:
         factory=True,
         host=settings.web_host,
         port=settings.web_port,
+        workers=settings.web_workers,
         timeout_graceful_shutdown=int(settings.web_graceful_timeout_s),
         log_config=None,  # renderq's logging (structlog JSON) is already configured
         access_log=False,

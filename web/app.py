@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.log import configure_logging, get_logger
 from shared.settings import get_settings
-from web import console, health, remotion_webhooks
+from web import api, console, health, remotion_webhooks
 
 log = get_logger(__name__)
 
@@ -42,7 +42,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="renderq", lifespan=_lifespan)
+    # FastAPI's /docs and /redoc load their scripts from a CDN: the API serves /v1/docs.
+    app = FastAPI(title="renderq", lifespan=_lifespan, docs_url=None, redoc_url=None)
+    app.include_router(api.router)
     app.include_router(console.router)
 
     @app.get("/healthz", tags=["operations"])

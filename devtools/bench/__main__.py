@@ -22,6 +22,7 @@ from dataclasses import replace
 from types import FrameType
 
 from devtools.bench import (
+    api,
     bare,
     capacity,
     enqueue,
@@ -139,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("webhooks", webhooks.webhooks),
             ("memory", memory.memory),
             ("capacity", capacity.capacity),
+            ("api", api.api),
         ]
         for name, fn in plan:
             if name == "latency" or name in selected:

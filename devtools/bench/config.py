@@ -20,6 +20,7 @@ SECTIONS = (
     "webhooks",
     "memory",
     "capacity",
+    "api",
 )
 REQUIRES = {"lifecycle": ("bare",), "memory": ("lifecycle",)}
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -55,6 +56,9 @@ class Sizes:
     capacity_idle: int = 10_000
     capacity_idle_seconds: float = 20.0
     capacity_pool_renders: int = 200
+    api_single: int = 5_000
+    api_batched: int = 40_000
+    api_batch: int = 200
 
 
 QUICK = Sizes(
@@ -75,4 +79,6 @@ QUICK = Sizes(
     capacity_idle=300,
     capacity_idle_seconds=2.0,
     capacity_pool_renders=40,
+    api_single=200,
+    api_batched=1_000,
 )
