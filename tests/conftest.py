@@ -80,7 +80,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url = request.getfixturevalue("pg_database_url")
     engine = sa.create_engine(db.normalize_url(url))
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE render, user_limits, render_event")
+        conn.exec_driver_sql(
+            "TRUNCATE TABLE render, user_limits, render_event, render_timeline, audit_entry,"
+            " api_key, operator, console_session"
+        )
     engine.dispose()
     yield url
 
