@@ -276,11 +276,16 @@ def main() -> int:
                 next_fault = now + rng.uniform(2.0, 5.0)
             time.sleep(0.3)
         drain_s = time.monotonic() - started
-        # Deliveries run a little behind the transitions (and retry): wait for the outbox.
+        # Deliveries run a little behind the transitions (and retry): wait for the outbox,
+        # still supervising (a group killed just before the last render finished comes back).
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(
             e.status == EventStatus.PENDING for e in outbox.list_events(limit=100_000)
         ):
+            for g, proc in enumerate(groups):
+                if proc.poll() is not None:
+                    groups[g] = stack.start_worker(f"group{g}", processes=2, threads=args.threads)
+                    restarts += 1
             time.sleep(0.5)
         events = outbox.list_events(limit=100_000)
 
