@@ -21,7 +21,7 @@ from shared.render_limits import RenderLimits, Violation
 from shared.render_plan import OverCapacity, chunking_for
 from shared.render_request import Identifier, RenderRequest
 from shared.settings import get_settings
-from web.api import schemas
+from web.api import coalesce, schemas
 from web.api.auth import Caller, produce, read
 from web.api.problems import Problem, from_violations, responses
 from web.api.route import ProblemRoute
@@ -136,7 +136,7 @@ def create_render(
             return send(schemas.render_json(seen), 200, {"Location": f"/v1/renders/{seen.id}"})
     if found := _violations([body], None):
         raise from_violations(found)
-    render = producer.enqueue_render(body)
+    render = coalesce.enqueue_render(body)
     if render.user_id != body.user_id:  # the key was taken meanwhile, by another user
         raise _foreign_key(body, render)
     return send(schemas.render_json(render), 201, {"Location": f"/v1/renders/{render.id}"})
