@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -348,7 +349,7 @@ def _dead_letter(queue: str, render_id: str) -> str:
     message = start_render_message({"render_id": render_id})
     doc = json.loads(message.encode())
     doc["options"] = {**doc.get("options", {}), "traceback": "Traceback\nBoom: no", "retries": 3}
-    get_redis().zadd(keys().dead_letters(queue), {message.message_id: 1_700_000_000_000})
+    get_redis().zadd(keys().dead_letters(queue), {message.message_id: int(time.time() * 1000)})
     get_redis().hset(keys().dead_letter_messages(queue), message.message_id, json.dumps(doc))
     return message.message_id
 

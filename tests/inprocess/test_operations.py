@@ -4,6 +4,7 @@ resume, replay, dead letters, cancel; each one audited."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -159,7 +160,7 @@ def _dead_letter(queue: str, message: Message[Any], traceback: str) -> None:
     doc = json.loads(message.encode())
     doc["options"] = {**doc.get("options", {}), "traceback": traceback, "retries": 3}
     client, k = get_redis(), keys()
-    client.zadd(k.dead_letters(queue), {message.message_id: 1_700_000_000_000})
+    client.zadd(k.dead_letters(queue), {message.message_id: int(time.time() * 1000)})
     client.hset(k.dead_letter_messages(queue), message.message_id, json.dumps(doc))
 
 
