@@ -80,7 +80,13 @@ def _refresh_gauges() -> None:
 
 
 def _running_ttl_ms() -> int:
-    return int(max(10 * get_settings().poll_interval_s, 60) * 1000)
+    """How long a sweep's "running" mark lasts without a finished batch renewing it: longer
+    than one batch can take (its Lambda calls time out), short enough that a batch lost with
+    a killed worker holds polling up only briefly (it was 60 s: a whole stall of every poll
+    after a crash)."""
+    s = get_settings()
+    call_s = s.lambda_connect_timeout_s + s.lambda_read_timeout_s
+    return int(max(3 * s.poll_interval_s, call_s + 5.0) * 1000)
 
 
 def start_sweep(slot: int) -> list[list[str]] | None:
@@ -90,7 +96,7 @@ def start_sweep(slot: int) -> list[list[str]] | None:
     when the previous sweep has not finished: sweeps never pile up, the effective interval
     simply stretches to the sweep's duration. The "running" mark is taken atomically (SET NX)
     before anything else, every finished batch renews it, and it expires on its own, so a lost
-    batch cannot stop polling for more than ``10 x POLL_INTERVAL_S`` (at least 60 s).
+    batch cannot stop polling for longer than ``_running_ttl_ms``.
     """
     client = get_redis()
     if not client.set(keys().poll_running(), slot, nx=True, px=_running_ttl_ms()):
