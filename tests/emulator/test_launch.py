@@ -220,7 +220,7 @@ def test_render_metadata(server, client) -> None:
 
 
 def test_progress_json_is_rewritten_as_chunks_finish(make_server, make_client) -> None:
-    server = make_server(speed=100, faults={**TIMED, "upload_interval_ms": 10})
+    server = make_server(speed=100, faults={**TIMED, "upload_interval_ms": 60})
     client = make_client(server)
     started = client.render_media_on_lambda(
         params(force_duration_in_frames=50, frames_per_lambda=10)
