@@ -427,6 +427,14 @@ def test_the_openapi_document_and_the_docs_page(api: TestClient) -> None:
     assert "<script" not in page.text and "cdn" not in page.text.lower()
     assert 'id="problem-limit-exceeded"' in page.text and "/v1/renders:batch" in page.text
     assert api.get("/docs").status_code == 404 and api.get("/redoc").status_code == 404
+    # The interactive page: Swagger UI with its files from this process, not a CDN.
+    tried = api.get("/v1/docs/try")
+    assert tried.status_code == 200 and "/openapi.json" in tried.text
+    assert "/v1/docs/assets/swagger-ui-bundle.js" in tried.text and "cdn" not in tried.text.lower()
+    script = api.get("/v1/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert api.get("/v1/docs/assets/swagger-ui.css").status_code == 200
+    assert api.get("/v1/docs/assets/..%2Fsecret").status_code == 404
 
 
 def test_producer_and_api_renders_share_idempotency(api: TestClient, make_key: KeyMaker) -> None:

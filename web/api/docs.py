@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from web.api.problems import TYPES
 
@@ -95,7 +98,8 @@ def render_page(spec: dict[str, Any]) -> str:
 <code>python -m scripts.api_keys create --name NAME --scope produce --scope read</code>).
 Errors are <a href="https://www.rfc-editor.org/rfc/rfc9457">RFC 9457</a> problem documents
 (<code>application/problem+json</code>). The machine-readable document is
-<a href="/openapi.json">/openapi.json</a>.</p>
+<a href="/openapi.json">/openapi.json</a>; try the operations in the browser at
+<a href="/v1/docs/try">/v1/docs/try</a>.</p>
 <h2>Operations</h2>{"".join(ops)}
 <h2>Problem types</h2><table><tr><th>type</th><th>status</th><th>title</th></tr>{problems}</table>
 <h2>Schemas</h2>{schemas}
@@ -105,3 +109,31 @@ Errors are <a href="https://www.rfc-editor.org/rfc/rfc9457">RFC 9457</a> problem
 @router.get("/docs", include_in_schema=False)
 def docs_page(request: Request) -> HTMLResponse:
     return HTMLResponse(render_page(request.app.openapi()))
+
+
+#: Swagger UI's two files, from the ``swagger-ui-bundle`` package (vendored there).
+_ASSETS = {
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+}
+
+
+@router.get("/docs/try", include_in_schema=False)
+def try_page() -> HTMLResponse:
+    """Swagger UI over ``/openapi.json`` (Authorize with an API key, then "Try it out"),
+    its script and style served from this process."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="renderq HTTP API: try it",
+        swagger_js_url="/v1/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/v1/docs/assets/swagger-ui.css",
+        swagger_favicon_url="data:,",
+    )
+
+
+@router.get("/docs/assets/{name}", include_in_schema=False)
+def asset(name: str) -> Response:
+    if name not in _ASSETS:
+        return Response(status_code=404)
+    path = Path(swagger_ui_bundle.swagger_ui_path) / name
+    return FileResponse(path, media_type=_ASSETS[name], headers={"Cache-Control": "max-age=86400"})
