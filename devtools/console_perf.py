@@ -13,40 +13,23 @@ JSON), the overview feed, the overview page, the searches and a render page. The
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from devtools.devstack import drop_namespace
+from devtools.devstack import drop_namespace, scratch_database
 from devtools.migrate import upgrade_head
 from devtools.process import reset_caches
 from shared.db import normalize_url
 
 PASSWORD = "console perf password"
 TERMINAL = ("complete", "failed", "cancelled")
-
-
-@contextlib.contextmanager
-def _scratch_database(server_url: str) -> Iterator[str]:
-    """An empty database of its own on that server, dropped afterwards."""
-    name = f"renderq_console_perf_{os.getpid()}"
-    admin = sa.create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def seed(url: str, total: int, seed_value: int = 7) -> None:
@@ -173,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    with _scratch_database(args.pg) as url:
+    with scratch_database(args.pg, "renderq_console_perf") as url:
         upgrade_head(url)
         started = time.perf_counter()
         seed(url, args.renders)

@@ -21,12 +21,12 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from devtools.devstack import Stack, drop_namespace, free_port
+from devtools.devstack import Stack, drop_namespace, free_port, scratch_database
 from devtools.migrate import upgrade_head
 from devtools.process import reset_caches
 from shared import db, redis_keys
 from shared.settings import Settings
-from tests.support import WorkerGroup, scratch_database, wait_until
+from tests.support import WorkerGroup, wait_until
 
 if TYPE_CHECKING:
     from devtools.emulator import EmulatorServer

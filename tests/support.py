@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -245,28 +245,6 @@ def run_module(
         text=True,
         timeout=timeout,
     )
-
-
-@contextlib.contextmanager
-def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
-    """An empty PostgreSQL database of its own on the server of ``server_url``, dropped (with
-    any connections left to it) when the block ends. Yields its URL."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    from shared.db import normalize_url
-
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def proxied_database(database_url: str, password: str | None = None) -> tuple[TcpProxy, str]:

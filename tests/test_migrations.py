@@ -10,9 +10,9 @@ from sqlmodel import SQLModel
 
 import shared.access_models  # registers its tables on SQLModel.metadata
 import shared.models  # noqa: F401
+from devtools.devstack import scratch_database
 from devtools.migrate import alembic_config, upgrade_head
 from shared.db import normalize_url
-from tests.support import scratch_database
 
 
 def _diff(url: str) -> list[object]:

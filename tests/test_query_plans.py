@@ -21,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
+from devtools.devstack import scratch_database
 from devtools.migrate import upgrade_head
 from shared import db
 from shared.models import Render, RenderStatus, utcnow
 from shared.repository import polls, starts
 from shared.repository import table as table_module
-from tests.support import scratch_database
 
 HISTORY = 30_000
 BURST = 1_500
