@@ -22,12 +22,27 @@ from devtools.bench.support import percentile, summarize_ms
 from devtools.devstack import wait_for
 
 
+def _paced_rate(bench: Bench) -> tuple[float, str]:
+    """Half the lifecycle rate of this run (the performance issue's load point: latency at
+    a load the workers can carry with room to spare), or ``latency_rate`` when lifecycle did
+    not run."""
+    measured = (
+        bench.sections.get("lifecycle", {})
+        .get("figures", {})
+        .get(bench.main_kind(), {})
+        .get("renders_per_s")
+    )
+    if measured:
+        return round(measured / 2, 1), "half the lifecycle rate of this run"
+    return bench.sizes.latency_rate, "latency_rate (lifecycle did not run)"
+
+
 def latency(bench: Bench) -> None:
     """Start and completion latency from one paced run (the default 2 s poll interval)."""
     from shared.producer import enqueue_render
 
     kind = bench.main_kind()
-    rate, seconds = bench.sizes.latency_rate, bench.sizes.latency_seconds
+    (rate, rate_source), seconds = _paced_rate(bench), bench.sizes.latency_seconds
     n_warm = int(rate * bench.sizes.latency_warmup_s)
     n = int(rate * seconds)
     speed, poll_interval = 60.0, 2.0
@@ -111,6 +126,7 @@ def latency(bench: Bench) -> None:
         **bench.worker_settings(),
         "database": kind,
         "paced_rate_per_s": rate,
+        "paced_rate": rate_source,
         "measured_seconds": seconds,
         "warmup_renders_excluded": n_warm,
         "producer": "16 threads; each enqueue_render call starts at its scheduled time "
