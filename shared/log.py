@@ -9,11 +9,14 @@ themselves, including inside rendered tracebacks (which are rendered without loc
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
+import select
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -34,14 +37,25 @@ _SECRET_VALUE = re.compile(
     r"|(?:(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})"
 )
 
+#: No pattern of ``_SECRET_VALUE`` matches fewer characters ("Credential=" and one more).
+_SHORTEST_SECRET_VALUE = 12
+
 _known_secrets: list[str] = []
 
 
 def _scrub_text(text: str) -> str:
     for secret in _known_secrets:
-        if secret and secret in text:
+        if secret in text:
             text = text.replace(secret, REDACTED)
+    if len(text) < _SHORTEST_SECRET_VALUE:
+        return text
     return _SECRET_VALUE.sub(REDACTED, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    """Log lines repeat a few dozen keys: decide each once, not once per line."""
+    return key != "event" and _SECRET_KEY.search(key) is not None
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
@@ -51,7 +65,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
         return _scrub_text(value)
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _scrub(v, depth + 1))
+            k: (REDACTED if isinstance(k, str) and _is_secret_key(k) else _scrub(v, depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
@@ -63,11 +77,11 @@ def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: runs last before rendering, after tracebacks became text."""
-    for key in list(event_dict):
-        if _SECRET_KEY.search(key) and key not in ("event",):
+    for key, value in event_dict.items():
+        if _is_secret_key(key):
             event_dict[key] = REDACTED
-        else:
-            event_dict[key] = _scrub(event_dict[key])
+        elif isinstance(value, (str, dict, list, tuple)):
+            event_dict[key] = _scrub(value)
     return event_dict
 
 
@@ -85,6 +99,47 @@ class _DropSkippedMessageWarnings(logging.Filter):
         return not (
             record.name.startswith("dramatiq.worker") and str(record.msg).endswith("was skipped.")
         )
+
+
+class _LineHandler(logging.StreamHandler[TextIO]):
+    """Each line in one ``write``, and under the dramatiq CLI, past its relay.
+
+    A dramatiq worker process's ``sys.stderr`` is a pipe to the master process, which receives
+    every line, decodes it, writes and flushes it again: about half of what a log line costs.
+    A line of up to ``PIPE_BUF`` bytes goes instead straight to the process's own stderr (file
+    descriptor 2, inherited from the master), where one ``write`` of that size is atomic, so
+    lines of several processes never interleave; a longer one (a traceback) takes the relay,
+    which serializes it. ``direct_fd`` is None outside the dramatiq CLI.
+    """
+
+    def __init__(self, stream: TextIO, direct_fd: int | None) -> None:
+        super().__init__(stream)
+        self._direct_fd = direct_fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            if self._direct_fd is not None:
+                data = line.encode("utf-8", errors="replace")
+                if len(data) <= select.PIPE_BUF:
+                    os.write(self._direct_fd, data)
+                    return
+            self.stream.write(line)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _dramatiq_relay_bypass() -> int | None:
+    """fd 2 when this is a dramatiq worker process whose stderr the CLI replaced with its log
+    pipe (``dramatiq.cli.make_logging_setup``) and no ``--log-file`` asks the master to write
+    the lines somewhere else."""
+    relayed = type(sys.stderr).__name__ == "StreamablePipe" and sys.__stderr__ is not None
+    if not relayed or any(arg.startswith("--log-file") for arg in sys.argv):
+        return None
+    return sys.__stderr__.fileno()  # type: ignore[union-attr]  # checked above
 
 
 def _wants_console(settings: Settings) -> bool:
@@ -149,7 +204,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LineHandler(sys.stderr, None if console else _dramatiq_relay_bypass())
     handler.setFormatter(formatter)
     handler.addFilter(_DropSkippedMessageWarnings())
     root = logging.getLogger()

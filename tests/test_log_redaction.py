@@ -63,3 +63,55 @@ def test_secrets_in_tracebacks_are_masked_and_locals_not_rendered(captured):
     assert "RuntimeError" in text
     assert SECRET not in text
     assert "secret_arg" not in json.dumps(lines(captured)[0].get("exception", ""))
+
+
+def test_short_secret_like_values_still_masked_and_short_plain_ones_kept(captured):
+    """The length shortcut of the value scrub must not let a known secret through."""
+    renderq_log.register_secret("k3y-42")
+    structlog.get_logger("t").info("short", a="k3y-42", b="plain", c=7, d=None)
+    (line,) = lines(captured)
+    assert line["a"] == renderq_log.REDACTED and line["b"] == "plain" and line["c"] == 7
+
+
+class StreamablePipe:
+    """Named like dramatiq's (``dramatiq.compat``): what the CLI puts in ``sys.stderr``."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def write(self, s: str) -> None:
+        self.written.append(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_lines_bypass_the_dramatiq_relay_in_one_write_each_and_long_ones_take_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import select
+
+    relay = StreamablePipe()
+    monkeypatch.setattr("sys.stderr", relay)
+    monkeypatch.setattr("sys.argv", ["dramatiq", "worker.actors"])
+    assert renderq_log._dramatiq_relay_bypass() == 2  # the process's own stderr
+    monkeypatch.setattr("sys.argv", ["dramatiq", "worker.actors", "--log-file", "x.log"])
+    assert renderq_log._dramatiq_relay_bypass() is None  # the master writes the file
+
+    read_end, write_end = os.pipe()
+    handler = renderq_log._LineHandler(relay, write_end)  # type: ignore[arg-type]  # a stand-in stream
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("bypass-test")
+    logger.propagate, logger.handlers = False, [handler]
+    try:
+        logger.warning("short line")
+        logger.warning("x" * select.PIPE_BUF)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            assert pipe.read() == b"short line\n"
+        assert relay.written == ["x" * select.PIPE_BUF + "\n"]
+    finally:
+        logger.handlers = []
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert renderq_log._dramatiq_relay_bypass() is None  # not under the dramatiq CLI
