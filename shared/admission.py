@@ -21,6 +21,7 @@ from shared.lambda_budget import Admission, Grant, LineUp, get_budget
 from shared.log import get_logger
 from shared.messages import enqueue_many, message_payload, start_render_message
 from shared.models import RenderStatus
+from shared.redis_keys import keys
 from shared.user_limits import plan_for
 
 log = get_logger(__name__)
@@ -32,7 +33,8 @@ _last_recovery_check = 0.0
 
 def admit(render_id: str, user_id: str, functions: int, created_ms: int) -> Admission:
     """Hold room for the render (its pool in ``Admission.pool``) or park it; wakes whomever
-    the call admitted besides it."""
+    the call admitted besides it. A render whose starts are paused gets ``paused`` and is
+    neither (the caller holds it: ``shared.pauses.hold``)."""
     plan = plan_for(user_id)
     decision = get_budget().admit(
         render_id,
@@ -42,6 +44,7 @@ def admit(render_id: str, user_id: str, functions: int, created_ms: int) -> Admi
         weight=plan.weight,
         max_in_flight=plan.max_in_flight,
         priority=plan.priority,
+        pauses_key=keys().pauses(),
     )
     wake(decision.dispatched)
     return decision

@@ -238,6 +238,13 @@ elseif op == 'admit' then
     tonumber(ARGV[argi + 3])
   local weight, cap, prio = tonumber(ARGV[argi + 4]), tonumber(ARGV[argi + 5]),
     tonumber(ARGV[argi + 6])
+  -- Starts paused (shared.pauses owns that hash; read here, never written): no room, no
+  -- place in line. The caller holds the render there, in the same round trip's stead.
+  local pauses = ARGV[argi + 8]
+  if pauses ~= '' and (redis.call('HEXISTS', pauses, 'all') == 1
+                       or redis.call('HEXISTS', pauses, 'user:' .. user) == 1) then
+    return {2, '', {}}
+  end
   local held = redis.call('HGET', K.held_by, rid)
   if held then
     return {1, string.sub(held, 1, (string.find(held, '\\t', 1, true) or 0) - 1), {}}
@@ -294,8 +301,10 @@ class Grant:
 class Admission:
     """What ``admit`` decided for the render that asked, and whom else it let in."""
 
-    pool: str | None  # None: parked, a release will dispatch it
+    pool: str | None  # None: parked (a release will dispatch it), or paused
     dispatched: list[Grant]
+    #: Starts of its user (or all) are paused: it was neither admitted nor parked.
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,9 +372,12 @@ class LambdaBudget:
         weight: float = 1.0,
         max_in_flight: int = 0,
         priority: int = 0,
+        pauses_key: str = "",
     ) -> Admission:
         """Hold room for this render now, or park it in its user's line (idempotent: a render
-        that already holds room gets its pool back)."""
+        that already holds room gets its pool back). With ``pauses_key`` (the hash of
+        ``shared.pauses``), a render whose starts are paused is answered ``paused`` first,
+        so the start path checks pauses without a round trip of its own."""
         admitted, pool, dispatched = self._run(
             "admit",
             render_id,
@@ -376,7 +388,10 @@ class LambdaBudget:
             max_in_flight,
             priority,
             MAX_DISPATCH,
+            pauses_key,
         )
+        if admitted == 2:
+            return Admission(None, [], paused=True)
         name = pool.decode() if isinstance(pool, bytes) else str(pool)
         grants = [g for g in _grants(dispatched) if g.render_id != render_id]
         return Admission(name if admitted else None, grants)

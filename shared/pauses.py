@@ -1,9 +1,11 @@
 """Pausing starts, for one user or for everything, without losing a render.
 
-A paused render stays ``pending``; nothing about it is dropped. The worker asks ``hold`` before
-a render takes room in the Lambda budget: while its user (or everything) is paused, the render
-id goes into a Redis zset of held renders (oldest first) and its message is acked, so a paused
-backlog costs nothing while it waits, as parked renders do. ``resume`` lifts the pause and, in
+A paused render stays ``pending``; nothing about it is dropped. The Lambda budget's admit
+script reads the pause hash first (read only: this module is the one that writes it), so the
+start path learns of a pause without a round trip of its own; the worker then asks ``hold``,
+which re-checks atomically: while its user (or everything) is paused, the render id goes into
+a Redis zset of held renders (oldest first) and its message is acked, so a paused backlog
+costs nothing while it waits, as parked renders do. ``resume`` lifts the pause and, in
 the same script, takes out every held render no pause still covers; the caller sends each a
 start message. A crash between the two leaves pending renders with no message and no hold,
 which the reconciler re-enqueues (it skips held renders, as it skips parked ones).

@@ -342,3 +342,28 @@ def test_lining_up_wakes_whom_it_admits(budget, use_db, sqlite_url, monkeypatch)
     assert budget.holds(other.id) and budget.parked() == {capped.id}
     assert _queued(get_settings().admitted_queue) == [other.id]
     assert _queued(get_settings().start_queue) == []
+
+
+def test_admit_answers_paused_before_anything_and_takes_no_room(budget: LambdaBudget) -> None:
+    """The start path's pause check rides in the admit script: a paused user's render is
+    neither admitted nor parked, even one that already holds room."""
+    from shared import pauses
+    from shared.redis_keys import keys
+
+    pauses_key = keys().pauses()
+    assert budget.admit("held-room", "p", 10, 1, pauses_key=pauses_key).pool == "default"
+    pauses.pause("p", by="test")
+    try:
+        assert budget.admit("new", "p", 10, 2, pauses_key=pauses_key) == Admission(
+            None, [], paused=True
+        )
+        assert budget.admit("held-room", "p", 10, 1, pauses_key=pauses_key).paused
+        assert "new" not in budget.parked() and not budget.holds("new")
+        assert budget.admit("other", "q", 10, 3, pauses_key=pauses_key).pool == "default"
+        pauses.pause(None, by="test")
+        assert budget.admit("other2", "q", 10, 4, pauses_key=pauses_key).paused
+        assert budget.admit("other2", "q", 10, 4).pool == "default"  # no key: not checked
+    finally:
+        pauses.resume(None)
+        pauses.resume("p")
+    assert budget.admit("new", "p", 10, 2, pauses_key=pauses_key).pool == "default"

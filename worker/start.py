@@ -221,13 +221,16 @@ def start_render(
     if chunking is None:
         return False
     sent_ms = enqueued_ms if enqueued_ms is not None else int(time.time() * 1000)
-    if _held_by_pause(render_id, request.user_id, sent_ms):
-        return False
     # The budget before the claim: a render that must wait is parked without a database
     # write, so a flood of thousands parks in seconds and whoever arrives after it is in the
     # line at once. Holding room for a render another delivery claims is harmless: that one
-    # starts it with the same room (admission is idempotent per render).
+    # starts it with the same room (admission is idempotent per render). The same script
+    # answers "paused" first; the hold re-checks, and a pause lifted in between admits again.
     decision = admission.admit(render_id, request.user_id, chunking.functions, sent_ms)
+    while decision.paused:
+        if _held_by_pause(render_id, request.user_id, sent_ms):
+            return False
+        decision = admission.admit(render_id, request.user_id, chunking.functions, sent_ms)
     if decision.pool is None:
         metrics.deferred("budget_parked")
         log.info("render parked until lambda budget frees", functions=chunking.functions)

@@ -164,3 +164,26 @@ def test_log_context_binds_the_message_and_clears_after() -> None:
     }
     middleware.after_process_message(None, message)  # type: ignore[arg-type]  # unused broker
     assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_a_pause_lifted_between_the_budget_and_the_hold_starts_the_render(
+    stub_world: StubWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admit script saw the pause; by the time the hold re-checks, it was resumed: the
+    render is admitted again and starts, instead of being held with nobody left to wake it."""
+    from shared import pauses
+
+    pauses.pause("racer", by="test")
+    real_hold = pauses.hold
+
+    def resumed_first(*args: Any) -> Any:
+        pauses.resume("racer")
+        return real_hold(*args)
+
+    monkeypatch.setattr(pauses, "hold", resumed_first)
+    rid, payload = _pending(user_id="racer")
+    stub_world.actors["start_render"].send(payload)
+    stub_world.join()
+    render = renders.get(rid)
+    assert render is not None and render.status == "rendering"
+    assert not pauses.is_held(rid)
