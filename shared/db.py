@@ -19,8 +19,21 @@ from sqlmodel import Session
 from shared.per_process import PerProcess
 from shared.settings import Settings, get_settings
 
-_engine: PerProcess[Engine] = PerProcess(
-    lambda: create_db_engine(get_settings().database_url), close=lambda engine: engine.dispose()
+#: What a PostgreSQL connection is set to while it is checked out for a transaction; between
+#: uses (and for single statements) it is in autocommit (``create_db_engine``).
+TRANSACTION_ISOLATION = "READ COMMITTED"
+
+
+def _engines() -> tuple[Engine, Engine]:
+    """(the pool, the view of it for transactions): one pool per process."""
+    engine = create_db_engine(get_settings().database_url)
+    if engine.dialect.name != "postgresql":
+        return engine, engine
+    return engine, engine.execution_options(isolation_level=TRANSACTION_ISOLATION)
+
+
+_engine: PerProcess[tuple[Engine, Engine]] = PerProcess(
+    _engines, close=lambda engines: engines[0].dispose()
 )
 
 
@@ -66,16 +79,30 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
     # use of a dead connection raises, SQLAlchemy then discards every older pooled connection,
     # and the message (or the poll batch's renders, at the next sweep) is retried;
     # tests/test_crash_safety.py cuts the database under load.
+    #
+    # Pooled connections are in autocommit: most statements on the hot path stand alone (a
+    # guarded UPDATE, a read), and in autocommit each is one round trip, where psycopg would
+    # send BEGIN before it and the pool a ROLLBACK after. ``get_engine`` hands out the same
+    # pool for transactions (set to TRANSACTION_ISOLATION while checked out).
     return sa.create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=2 * settings.db_pool_size,
         pool_pre_ping=False,
+        isolation_level="AUTOCOMMIT",
     )
 
 
 def get_engine() -> Engine:
-    return _engine.get()
+    """The engine for transactions (``engine.begin()``, sessions) and everything that does not
+    say otherwise; on PostgreSQL a view of the autocommit pool that opens real transactions."""
+    return _engine.get()[1]
+
+
+def get_autocommit_engine() -> Engine:
+    """The pool itself: on PostgreSQL each statement commits by itself, one round trip
+    (``single_statement``, ``shared.repository.driver``). SQLite: the one engine."""
+    return _engine.get()[0]
 
 
 @contextmanager
@@ -88,12 +115,12 @@ def single_statement() -> Iterator[sa.Connection]:
     be two transactions, which is why it is only for one. SQLite keeps its BEGIN IMMEDIATE
     transaction: it is in-process, there is no round trip to save.
     """
-    engine = get_engine()
+    engine = get_autocommit_engine()
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             yield conn
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect() as conn:
         yield conn
 
 

@@ -14,6 +14,7 @@ from shared.db import get_engine, single_statement
 from shared.errors import IllegalTransition
 from shared.models import RenderStatus, utcnow
 from shared.render_request import RenderRequest
+from shared.repository import driver
 from shared.repository.table import _c, _now, _status_is, _table
 from shared.repository.transitions import _cas, _current_status
 
@@ -145,6 +146,9 @@ def claim_start(render_id: str, token: str, lease_s: float) -> Claim | None:
         "expires": now + timedelta(seconds=lease_s),
         "now": now,
     }
+    if driver.available():
+        _, rows = driver.execute(_CLAIM_CORE, params)
+        return Claim(*rows[0]) if rows else None
     with single_statement() as conn:
         row = conn.execute(_CLAIM_CORE, params).first()
     return None if row is None else Claim(*row)
@@ -200,7 +204,7 @@ def mark_rendering(
     """``pending -> rendering`` with the Lambda ids (and the rate-limit permit that paid for
     the start), guarded by the claim token, and its ``started`` timeline step (``step``: what
     it says). PostgreSQL does both in one statement (the UPDATE as a CTE feeding the INSERT,
-    one round trip in autocommit); SQLite, in-process, in one transaction."""
+    one round trip in autocommit, through ``driver``); SQLite, in-process, in one transaction."""
     detail = {"lambda_render_id": lambda_render_id, "pool": lambda_pool, **(step or {})}
     params = {
         "rid": render_id,
@@ -212,10 +216,9 @@ def mark_rendering(
         "now": utcnow(),
         "detail": detail,
     }
-    if get_engine().dialect.name == "postgresql":
-        with single_statement() as conn:
-            # rowcount of an INSERT .. SELECT is not reliable through SQLAlchemy: RETURNING is.
-            moved = len(conn.execute(_MARK_RENDERING_WITH_STEP, params).all())
+    if driver.available():
+        # RETURNING says whether the guarded UPDATE moved the row (the INSERT's rowcount).
+        moved = len(driver.execute(_MARK_RENDERING_WITH_STEP, params)[1])
     else:
         with get_engine().begin() as conn:
             moved = conn.execute(_MARK_RENDERING, params).rowcount
