@@ -60,12 +60,16 @@ def evaluate_targets(bench: Bench) -> None:
         f"achieved {settings.get('achieved_rate_per_s', '?')}/s)",
     )
     p99 = fig("completion_latency", "p99_ms")
+    readable = fig("completion_latency", "from_done_readable", "p99_ms")
     limit = bench.poll_interval_for_target * 1000 + 250
     add(
         f"completion latency p99 <= poll interval + 250 ms ({limit:.0f} ms)",
         p99,
         None if p99 is None or math.isnan(p99) else p99 <= limit,
-        "-" if p99 is None else f"{p99:.0f} ms",
+        "-"
+        if p99 is None
+        else f"{p99:.0f} ms"
+        + ("" if readable is None else f" ({readable:.0f} ms from done readable)"),
     )
     largest = str(max(bench.sizes.sweep_sizes))
     ratio = fig("poll_sweep", largest, "ratio_to_bare")

@@ -121,6 +121,8 @@ class Render:
     """None while running; done, failed, timeout (killed) or cancelled."""
     fatal: RemotionError | None = None
     finished_at: float | None = None
+    #: When progress.json first held postRenderData (a status call could report done).
+    done_visible_at: float | None = None
     #: When the first webhook's POST went out (what a receiver can first react to).
     webhook_sent_at: float | None = None
     failed_at: float | None = None

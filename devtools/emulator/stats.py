@@ -75,6 +75,7 @@ def build_stats(emulator: LambdaEmulator, now: float) -> JSONDict:
             "done": render.outcome == "done",
             "fatal": render.fatal is not None or render.outcome == "timeout",
             "finished_at": _seconds(emulator, render.finished_at),
+            "done_visible_at": _seconds(emulator, render.done_visible_at),
             "webhook_sent_at": _seconds(emulator, render.webhook_sent_at),
             "failed_at": _seconds(emulator, render.failed_at),
             "functions_running": functions,

@@ -133,3 +133,6 @@ class UploadMixin(EmulatorState):
             ProgressObject(snapshot),
             "PutObject",
         )
+        if progress.post_render_data is not None and render.done_visible_at is None:
+            # From now on a progress call can say done (the bench's completion latency).
+            render.done_visible_at = now
