@@ -307,7 +307,7 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     assert batches == [[rid]]
     assert poller.start_sweep(1001) is None  # previous sweep still running: skipped
     assert poller.start_sweep(1000) is None
-    _, next_due = poller.poll_batch(batches[0], 1000)
+    next_due = poller.poll_batch(batches[0], 1000).next_due
     assert next_due  # a tick was skipped meanwhile: the next sweep starts right away
     record: dict[str, Any] | None = poller.last_sweep()
     assert record is not None
@@ -338,7 +338,7 @@ def test_a_database_error_does_not_stop_polling(sqlite_db, emulator, monkeypatch
     assert batches == [[rid]]
     with monkeypatch.context() as patch:
         patch.setattr(repository, "poll_targets", down)
-        outcomes, _ = poller.poll_batch(batches[0], 2001)
+        outcomes = poller.poll_batch(batches[0], 2001).outcomes
     assert outcomes == {"batch_failed": 1}
     sweep = poller.last_sweep()
     assert sweep is not None and sweep["outcomes"] == {"batch_failed": 1}

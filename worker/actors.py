@@ -92,9 +92,12 @@ def poll_tick(slot: int) -> None:
 # No retries: a batch that fails leaves its renders due, and the next sweep polls them.
 @dramatiq.actor(actor_name=POLL_BATCH, queue_name=_settings.poll_queue, max_retries=0)
 def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
-    _, next_due = poller.poll_batch(render_ids, slot)
-    if next_due:
+    result = poller.poll_batch(render_ids, slot)
+    if result.next_due:
         poll_tick.send(int(time.time() // _settings.sweep_every_s))
+    for delay_ms, ids in result.follow_ups.items():
+        # No slot: a look outside the sweeps, which count only their own batches.
+        poll_batch.send_with_options(args=(ids, None), delay=delay_ms)
 
 
 @dramatiq.actor(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import dramatiq
 import structlog
@@ -30,7 +31,7 @@ from shared.per_process import PerProcess
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
-from worker import metrics, outcomes
+from worker import metrics, outcomes, poll_forecast
 from worker.failpoints import failpoint
 from worker.lambda_client import RenderProgress, get_lambda
 from worker.lambda_errors import FatalKind, LambdaError
@@ -214,21 +215,32 @@ def last_sweep() -> dict[str, object] | None:
     return json.loads(raw) if raw else None
 
 
-def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict[str, int], bool]:
+class BatchResult(NamedTuple):
+    outcomes: dict[str, int]
+    #: A tick was skipped while this batch's sweep ran: start the next sweep now.
+    next_due: bool
+    #: {delay ms: render ids} to poll again at their predicted end (``worker.poll_forecast``).
+    follow_ups: dict[int, list[str]]
+
+
+def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> BatchResult:
     """Poll a batch: Lambda calls run concurrently on the pool, every write happens here.
-    Returns the outcome counts and whether the next sweep is already due.
+    Returns the outcome counts, whether the next sweep is already due, and the renders to
+    look at again before their next regular poll.
 
     The pool threads only read progress, so a batch costs one database transaction for all
     its completions and failures, one statement for all its progress readings and one Redis
     call to release the budget of finished renders, however many renders it holds.
     """
     started = time.monotonic()
+    follow: dict[int, list[str]] = {}
     try:
         renders = repository.poll_targets(render_ids)
         context = structlog.contextvars.get_contextvars()
         results = list(_pool.get().map(lambda r: _read(r, context), renders))
         outcomes = _apply(results)
         polled = len(renders)
+        follow = poll_forecast.follow_ups(_unfinished(results), utcnow())
     except Exception:
         # Not retried: the renders it did not get to stay due, so the next sweep (a tick away)
         # polls them. The sweep must still be counted finished, or no sweep runs until the
@@ -243,7 +255,21 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> tuple[dict
             **outcomes,
         )
     next_due = finish_batch(slot, outcomes, polled)
-    return outcomes, next_due
+    return BatchResult(outcomes, next_due, follow)
+
+
+def _unfinished(results: list[_Result]) -> list[poll_forecast.Reading]:
+    """The readings of every render the batch read as still running, with the one before."""
+    return [
+        poll_forecast.Reading(
+            r.render.id,
+            r.progress.overall,
+            r.render.progress if r.render.last_polled_at else 0.0,
+            r.render.last_polled_at or r.render.started_at,
+        )
+        for r in results
+        if r.progress is not None and not r.progress.done and not r.progress.fatal_error
+    ]
 
 
 @dataclass

@@ -208,6 +208,9 @@ class PollTarget(NamedTuple):
     throttle_restarts: int
     rate_permit: str | None
     lambda_pool: str | None
+    #: The last reading stored, and when (None: never polled): the pace of the last stretch.
+    progress: float = 0.0
+    last_polled_at: datetime | None = None
 
 
 _POLL_TARGETS = sa.select(
@@ -221,6 +224,8 @@ _POLL_TARGETS = sa.select(
     _c.throttle_restarts,
     _c.rate_permit,
     _c.lambda_pool,
+    _c.progress,
+    _c.last_polled_at,
 ).where(
     _c.id.in_(sa.bindparam("ids", expanding=True)),
     sa.or_(

@@ -187,3 +187,38 @@ def test_a_pause_lifted_between_the_budget_and_the_hold_starts_the_render(
     render = renders.get(rid)
     assert render is not None and render.status == "rendering"
     assert not pauses.is_held(rid)
+
+
+def test_a_reading_that_predicts_the_end_polls_again_then_instead_of_an_interval_later(
+    stub_world: StubWorld, monkeypatch: pytest.MonkeyPatch, emulator: Any
+) -> None:
+    """POLL_AT_PREDICTED_END: one manual poll mid-render, nothing else; the follow-up it sends
+    (delayed to the predicted end) completes the render long before the 30 s interval."""
+    from tests.support import emulator_call
+
+    monkeypatch.setenv("POLL_INTERVAL_S", "30")
+    reset_caches()
+    emulator_call(emulator.url, "/_emulator/faults", {"speed": 150})  # 300 frames: ~2 s
+    rid, payload = _pending(user_id="forecast")
+    stub_world.actors["start_render"].send(payload)
+    stub_world.join()
+    began = time.monotonic()
+
+    def read_mid_render() -> bool:
+        stub_world.actors["poll_batch"].send([rid])  # not joined: its follow-up is delayed
+        time.sleep(0.2)
+        render = renders.get(rid)
+        assert render is not None
+        return render.progress >= 0.1 or render.status == "complete"
+
+    wait_until(read_mid_render, timeout=10, interval=0.1, what="a reading mid-render")
+    assert renders.get(rid).status == "rendering"  # type: ignore[union-attr]  # the row exists
+    wait_until(
+        lambda: renders.get(rid).status == "complete",  # type: ignore[union-attr]  # the row exists
+        timeout=10,
+        interval=0.1,
+        what="completed by the follow-up poll",
+    )
+    assert time.monotonic() - began < 8  # not the 30 s interval
+    status_calls = emulator_call(emulator.url, "/_emulator/stats")["status_calls"]
+    assert status_calls <= 20  # a few follow-ups, never a storm (>= 250 ms apart)
