@@ -182,3 +182,18 @@ def test_generic_guarded_update_uses_the_primary_key(engine):
         .values(error_code="X")
     )
     assert _indexes_used(engine, statement, {}) == {"render_pkey"}
+
+
+def test_a_batch_of_completions_finds_its_rows_by_primary_key(engine):
+    """The unnested batch UPDATE joins on the primary key (or, on a never-analyzed table the
+    planner thinks tiny, one scan for the batch), never through a status index."""
+    ids = [f"new-1{i}" for i in range(40)]
+    params = {
+        "ids": ids,
+        "urls": ["s3://b/o.mp4"] * 40,
+        "sizes": [1] * 40,
+        "costs": [0.01] * 40,
+        "now": utcnow(),
+    }
+    used = _indexes_used(engine, polls._PG_COMPLETE_MANY, params)
+    assert used in ({"render_pkey"}, {"Seq Scan"}), f"complete many plans {used}"

@@ -58,6 +58,50 @@ _FAIL_RENDERING = (
 )
 
 
+# PostgreSQL: a batch's completions in one statement, one array per column unnested into rows
+# (the same text for any batch size, so it is compiled and parsed once; one UPDATE per render
+# cost a round trip and SQLAlchemy's per-statement work each). Same guard as ``_COMPLETE``.
+_PG_COMPLETE_MANY_SQL = """
+    UPDATE render SET status = 'complete', progress = 1.0, output_url = v.url,
+        output_size_bytes = v.size, cost_usd = v.cost, completed_at = :now,
+        last_polled_at = :now, updated_at = :now
+    FROM unnest(CAST(:ids AS text[]), CAST(:urls AS text[]), CAST(:sizes AS bigint[]),
+        CAST(:costs AS double precision[])) AS v(id, url, size, cost)
+    WHERE render.id = v.id AND render.status || '' = 'rendering'
+    RETURNING """
+_RETURNING_SQL = ", ".join(f"render.{column.name}" for column in events.RETURNING)
+_PG_COMPLETE_MANY = sa.text(_PG_COMPLETE_MANY_SQL + _RETURNING_SQL).columns(*events.RETURNING)
+
+
+def _complete_all(
+    conn: sa.Connection, completions: Sequence[Completion], now: datetime
+) -> list[Any]:
+    """``rendering -> complete`` for every completion; the rows moved (``events.RETURNING``)."""
+    if not completions:
+        return []
+    if conn.dialect.name == "postgresql":
+        params = {
+            "ids": [c.render_id for c in completions],
+            "urls": [c.output_url for c in completions],
+            "sizes": [c.output_size_bytes for c in completions],
+            "costs": [c.cost_usd for c in completions],
+            "now": now,
+        }
+        return list(conn.execute(_PG_COMPLETE_MANY, params).mappings())
+    rows = []
+    for done in completions:
+        params = {
+            "rid": done.render_id,
+            "url": done.output_url,
+            "size": done.output_size_bytes,
+            "cost": done.cost_usd,
+            "now": now,
+        }
+        if row := conn.execute(_COMPLETE, params).mappings().first():
+            rows.append(row)
+    return rows
+
+
 # --- progress ------------------------------------------------------------------------------
 
 
@@ -104,22 +148,16 @@ def finish_many(
     if not completions and not failures:
         return set()
     now = utcnow()
+    completions_by_id = {done.render_id: done for done in completions}
     moved: set[str] = set()
     terminal: list[Any] = []
     steps: list[tuple[str, str, dict[str, Any]]] = []
     with get_engine().begin() as conn:
-        for done in completions:
-            params = {
-                "rid": done.render_id,
-                "url": done.output_url,
-                "size": done.output_size_bytes,
-                "cost": done.cost_usd,
-                "now": now,
-            }
-            if row := conn.execute(_COMPLETE, params).mappings().first():
-                moved.add(done.render_id)
-                terminal.append(row)
-                steps.append((done.render_id, "complete", {"via": via, "cost_usd": done.cost_usd}))
+        for row in _complete_all(conn, completions, now):
+            done = completions_by_id[row["id"]]
+            moved.add(done.render_id)
+            terminal.append(row)
+            steps.append((done.render_id, "complete", {"via": via, "cost_usd": done.cost_usd}))
         for failed in failures:
             params = {
                 "rid": failed.render_id,
