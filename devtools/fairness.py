@@ -3,7 +3,8 @@
 Used by the capacity tests and the benchmark's capacity section, so both compute the same
 numbers: a *grant* is one render's hold on the budget (its functions from start to end); a
 user's share over a window is the budget-seconds of the grants that *started* in it (grants
-started before it are the head start of whoever was alone, not fairness).
+started before it are the head start of whoever was alone, not fairness), optionally only
+those held before the window ends.
 """
 
 from __future__ import annotations
@@ -61,12 +62,18 @@ def backlogged_window(all_grants: Sequence[Grant], users: Iterable[str]) -> tupl
     return max(first_started[u] for u in wanted), min(last_started[u] for u in wanted)
 
 
-def budget_seconds(all_grants: Sequence[Grant], start_s: float, end_s: float) -> dict[str, float]:
-    """Per user, functions x seconds held by grants started in [start_s, end_s]."""
+def budget_seconds(
+    all_grants: Sequence[Grant], start_s: float, end_s: float, *, clip: bool = False
+) -> dict[str, float]:
+    """Per user, functions x seconds held by grants started in [start_s, end_s]; with
+    ``clip``, only the seconds held before ``end_s``: the budget-seconds *over the window*. A
+    grant started just before the end otherwise adds its whole hold, most of it after the
+    window, so a window of a few renders per user measures where its end fell."""
     totals: dict[str, float] = defaultdict(float)
     for g in all_grants:
         if start_s <= g.started_s <= end_s:
-            totals[g.user] += g.functions * max(g.held_s, 1e-3)
+            held = min(g.ended_s, end_s) - g.started_s if clip else g.held_s
+            totals[g.user] += g.functions * max(held, 1e-3)
     return dict(totals)
 
 

@@ -158,10 +158,12 @@ def _noisy(bench: Bench) -> dict[str, Any]:
     # the wake-up message, a quiet queue's poll and the claim). By start time beside it.
     competing = ["A", *small_users]
     window = fairness.backlogged_window(admitted, competing)
-    shares = fairness.budget_seconds(admitted, *window)
+    shares = fairness.budget_seconds(admitted, *window, clip=True)
     jain = fairness.jain_index(shares.get(u, 0.0) for u in competing)
+    whole = fairness.budget_seconds(admitted, *window)  # whole holds, past the window too
+    jain_whole_holds = fairness.jain_index(whole.get(u, 0.0) for u in competing)
     start_window = fairness.backlogged_window(grants, competing)
-    start_shares = fairness.budget_seconds(grants, *start_window)
+    start_shares = fairness.budget_seconds(grants, *start_window, clip=True)
     jain_by_start = fairness.jain_index(start_shares.get(u, 0.0) for u in competing)
     # The same window by functions granted: budget-seconds add each render's hold time, which
     # ends at the poll that sees it done (0-0.5 s after it is done here): noise that a window
@@ -197,6 +199,7 @@ def _noisy(bench: Bench) -> dict[str, Any]:
         "budget_seconds": {u: round(s, 2) for u, s in sorted(shares.items())},
         "jain_index": round(jain, 4),
         "jain_index_by_start": round(jain_by_start, 4),
+        "jain_index_whole_holds": round(jain_whole_holds, 4),
         "jain_index_by_renders": round(jain_grants, 4),
         "renders_admitted_in_window": dict(sorted(granted.items())),
         "priority_lower_class_starts_before_v": lower,
@@ -447,7 +450,8 @@ def capacity(bench: Bench) -> None:
         "capacity noisy: A starts before B..E / Jain",
         f"{noisy['a_starts_before_max']} / {noisy['jain_index']:.3f}",
         f"flood of {noisy['flood_renders']:,}, budget 40 (10 renders); Jain of budget-seconds "
-        f"from admission (from start: {noisy['jain_index_by_start']:.3f}), by renders admitted "
+        f"in the window from admission (from start: {noisy['jain_index_by_start']:.3f}; whole "
+        f"holds past the window: {noisy['jain_index_whole_holds']:.3f}), by renders admitted "
         f"{noisy['jain_index_by_renders']:.3f} {noisy['renders_admitted_in_window']}; "
         "per user "
         f"{noisy['a_starts_before_first_start']} (by admission: "

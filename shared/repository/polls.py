@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from shared import events, timeline
-from shared.db import get_engine, single_statement
+from shared.db import get_autocommit_engine, get_engine, single_statement
 from shared.models import Render, RenderStatus, utcnow
 from shared.repository.table import _c, _now, _status_is, _table
 from shared.repository.transitions import _cas
@@ -279,7 +279,8 @@ def poll_targets(render_ids: Iterable[str]) -> list[PollTarget]:
     ids = list(render_ids)
     if not ids:
         return []
-    with get_engine().connect() as conn:
+    # One read in autocommit: no BEGIN before it and no ROLLBACK after it on PostgreSQL.
+    with get_autocommit_engine().connect() as conn:
         return [PollTarget._make(row) for row in conn.execute(_POLL_TARGETS, {"ids": ids})]
 
 
