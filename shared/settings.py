@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     poll_queue: str = "render-polls"
     #: Hard limit in ms for one actor run (Dramatiq's TimeLimit).
     actor_time_limit_ms: int = 120_000
+    #: glibc malloc arenas per worker process (worker/malloc_arenas.py); 0 keeps glibc's
+    #: default of eight per core, which grows RSS with the thread count.
+    worker_malloc_arenas: int = Field(default=2, ge=0)
 
     #: Testing only: comma-separated failpoint names (worker/failpoints.py) that kill the
     #: first worker process reaching them. Never set in production.

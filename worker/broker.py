@@ -22,6 +22,7 @@ from shared.log import configure_logging
 from shared.messages import make_broker
 from shared.settings import Settings, get_settings
 from worker import failpoints
+from worker.malloc_arenas import limit_arenas
 from worker.metrics import RenderqPrometheus
 from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
@@ -63,6 +64,7 @@ def build_broker(settings: Settings | None = None) -> RedisBroker:
     return built
 
 
+limit_arenas(get_settings().worker_malloc_arenas)  # before any worker thread starts
 configure_logging()
 failpoints.armed()  # refuse to boot with a mistyped FAILPOINTS
 broker = build_broker()
