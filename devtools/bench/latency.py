@@ -18,7 +18,7 @@ from devtools.bench.common import fetch_rows, make_request, terminal_count
 from devtools.bench.config import UNLIMITED
 from devtools.bench.context import Bench
 from devtools.bench.run import Run
-from devtools.bench.support import percentile, summarize_ms
+from devtools.bench.support import busy_fraction, percentile, summarize_ms
 from devtools.devstack import wait_for
 
 
@@ -78,6 +78,7 @@ def latency(bench: Bench) -> None:
 
         # A pool, so that one slow producer call does not delay the next ones: the
         # arrival rate stays what was asked for, like many web requests would.
+        cpu_begin = run.cpu_snapshot()
         with ThreadPoolExecutor(16, thread_name_prefix="producer") as pool:
             begin, begin_epoch = time.monotonic(), time.time()
             futures = []
@@ -89,6 +90,7 @@ def latency(bench: Bench) -> None:
             for future in futures:
                 future.result()
         produced_s = time.monotonic() - begin
+        cpu_paced = run.cpu_snapshot()
         calls.sort()
         late = sum(1 for c in calls if c[3] - c[2] > 0.05)
         wait_for(
@@ -98,6 +100,7 @@ def latency(bench: Bench) -> None:
             interval=0.25,
             what="paced renders to finish",
         )
+        cpu_done = run.cpu_snapshot()
         rows = {r["id"]: r for r in fetch_rows()}
         stats = run.emulator_stats()
         run.record_rss()
@@ -151,6 +154,12 @@ def latency(bench: Bench) -> None:
         "renders": n,
         "not_started": missing,
         "producer_call_p50_ms": round(percentile(producer_ms, 50) * 1000, 3),
+        # What this workload costs (start, 1-3 polls, a poll at the predicted end) against the
+        # lifecycle's one poll per render, and how busy the machine was while paced.
+        "worker_cpu_ms_per_render": Run.cpu_figures(cpu_begin, cpu_done, len(requests))[
+            "worker_cpu_ms_per_unit"
+        ],
+        "machine_busy_while_paced": busy_fraction(cpu_begin["machine"], cpu_paced["machine"]),
         # Below the arrival rate, a backlog builds and latency grows with the run's length.
         "starts_per_s": round((len(first_starts) - 1) / (first_starts[-1] - first_starts[0]), 1)
         if len(first_starts) > 1
@@ -189,7 +198,9 @@ def latency(bench: Bench) -> None:
         "start latency p50 / p95 / p99",
         f"{start_fig['p50_ms']:.1f} / {start_fig['p95_ms']:.1f} / {start_fig['p99_ms']:.1f} ms",
         f"{kind}, paced {rate:g}/s for {seconds:g}s ({n:,} renders), achieved "
-        f"{common['achieved_rate_per_s']:g}/s; starts ran at {start_fig['starts_per_s']}/s",
+        f"{common['achieved_rate_per_s']:g}/s; starts ran at {start_fig['starts_per_s']}/s; "
+        f"worker CPU {start_fig['worker_cpu_ms_per_render']:.2f} ms/render, machine busy "
+        f"{start_fig['machine_busy_while_paced']:.0%} while paced",
     )
     bench.row(
         "completion latency p50 / p99",
