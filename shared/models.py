@@ -157,6 +157,9 @@ class Render(SQLModel, table=True):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_polled_at: datetime | None = None
+    #: A poll sooner than the regular one: when the last reading predicts the render's end
+    #: (worker/poll_forecast.py); the first sweep at or after it polls the render.
+    poll_early_at: datetime | None = None
 
     def as_request(self) -> RenderRequest:
         """The stored request. Once a row exists it, not any message, is the source of truth."""

@@ -231,9 +231,10 @@ class Settings(BaseSettings):
     #: Renders per poll batch message.
     poll_batch_size: int = 100
     #: Poll a render once more when its progress so far predicts its end before its next
-    #: regular poll (``worker/poll_forecast.py``): one or two progress calls more per render,
-    #: completion seen a fraction of a second after Remotion can report it instead of up to an
-    #: interval later. Off while webhooks report the end without progress polling.
+    #: regular poll (``worker/poll_forecast.py``), at the first sweep after that time: one or
+    #: two progress calls more per render, completion seen within a tick of Remotion reporting
+    #: it instead of up to an interval later. Off while webhooks report the end without
+    #: progress polling.
     poll_at_predicted_end: bool = True
     #: Seconds after ``started_at`` when a render that is not done is failed with ``timeout``.
     render_timeout_s: float = Field(default=300.0, validation_alias=_renamed("RENDER_TIMEOUT_S"))

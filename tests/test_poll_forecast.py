@@ -40,32 +40,33 @@ def reading(rid: str, progress: float, previous: float, at: datetime | None):
     return poll_forecast.Reading(rid, progress, previous, at)
 
 
-def test_only_ends_before_the_next_regular_poll_get_a_look_grouped_and_never_too_soon() -> None:
+def test_only_ends_before_the_next_regular_poll_get_an_early_poll_never_too_soon() -> None:
     readings = [
         reading("soon", 0.8, 0.4, ago(2)),  # 1 s left
-        reading("soon-too", 0.81, 0.41, ago(2.0)),  # ~0.95 s left: same 100 ms group
         reading("imminent", 0.99, 0.5, ago(2)),  # 40 ms left: not sooner than 250 ms
         reading("later", 0.3, 0.0, ago(2)),  # 4.7 s left: the regular poll comes first
         reading("stalled", 0.99, 0.99, ago(2)),
         reading("early", 0.01, 0.0, ago(0.5)),  # says nothing yet
         reading("unstarted", 0.5, 0.0, None),
     ]
-    groups = poll_forecast.follow_ups(readings, NOW)
-    assert groups == {1000: ["soon", "soon-too"], 300: ["imminent"]}
-    assert min(groups) >= poll_forecast.MIN_GAP_S * 1000
+    early = poll_forecast.early_polls(readings, NOW)
+    assert early == {
+        "soon": NOW + timedelta(seconds=1),
+        "imminent": NOW + timedelta(seconds=poll_forecast.MIN_GAP_S),
+    }
 
 
 def test_off_by_setting_and_while_webhooks_report_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
     readings = [reading("soon", 0.8, 0.4, ago(2))]
     monkeypatch.setenv("POLL_AT_PREDICTED_END", "false")
     get_settings.cache_clear()
-    assert poll_forecast.follow_ups(readings, NOW) == {}
+    assert poll_forecast.early_polls(readings, NOW) == {}
     monkeypatch.setenv("POLL_AT_PREDICTED_END", "true")
     monkeypatch.setenv("REMOTION_WEBHOOK_URL", "https://renderq.example/webhooks/remotion")
     monkeypatch.setenv("REMOTION_WEBHOOK_SECRET", "s3cret-value-for-tests")
     get_settings.cache_clear()
     assert get_settings().webhooks_enabled
-    assert poll_forecast.follow_ups(readings, NOW) == {}
+    assert poll_forecast.early_polls(readings, NOW) == {}
     monkeypatch.setenv("POLL_PROGRESS_WITH_WEBHOOKS", "true")  # progress wanted: look again
     get_settings.cache_clear()
-    assert poll_forecast.follow_ups(readings, NOW) == {1000: ["soon"]}
+    assert poll_forecast.early_polls(readings, NOW) == {"soon": NOW + timedelta(seconds=1)}

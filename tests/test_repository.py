@@ -55,8 +55,10 @@ def test_full_lifecycle_and_timestamps(db):
     rendering = started(render.id)
     assert rendering.status == RenderStatus.RENDERING
     assert rendering.started_at is not None and rendering.lambda_render_id == "lambda123"
-    repository.record_progress_many([(render.id, 0.5, 0.001)])
-    repository.record_progress_many([(render.id, 0.3, 0.002)])  # never moves backwards
+    repository.record_progress_many([repository.ProgressReading(render.id, 0.5, 0.001)])
+    repository.record_progress_many(
+        [repository.ProgressReading(render.id, 0.3, 0.002)]
+    )  # never moves backwards
     assert get_render(render.id).progress == pytest.approx(0.5)
     moved = repository.finish_many(
         [repository.Completion(render.id, "https://x/out.mp4", 123, 0.01)], []
@@ -74,7 +76,7 @@ def test_finish_many_moves_a_mixed_batch_and_skips_raced_renders(db):
     failed_ids = [started(new_render().id).id for _ in range(2)]
     raced = started(new_render().id).id
     repository.transition(raced, RenderStatus.RENDERING, RenderStatus.FAILED)
-    repository.record_progress_many([(failed_ids[0], 0.4, 0.05)])
+    repository.record_progress_many([repository.ProgressReading(failed_ids[0], 0.4, 0.05)])
     moved = repository.finish_many(
         [
             repository.Completion(done_ids[0], "https://x/0.mp4", 10, 0.01),
@@ -215,7 +217,7 @@ def test_poll_failures_count_and_reset(db):
     started(render.id)
     assert repository.record_poll_failure(render.id) == 1
     assert repository.record_poll_failure(render.id) == 2
-    repository.record_progress_many([(render.id, 0.1, None)])
+    repository.record_progress_many([repository.ProgressReading(render.id, 0.1, None)])
     assert get_render(render.id).poll_failures == 0
     assert repository.rendering_ids() == [render.id]
 
@@ -225,7 +227,7 @@ def test_rendering_ids_due_before_an_interval(db):
     fresh, polled, never = new_render(), new_render(), new_render()
     for render in (fresh, polled, never):
         started(render.id)
-    repository.record_progress_many([(polled.id, 0.5, None)])
+    repository.record_progress_many([repository.ProgressReading(polled.id, 0.5, None)])
     later = utcnow() + timedelta(seconds=1)
     assert repository.rendering_ids(due_before=utcnow() - timedelta(seconds=1)) == []
     assert set(repository.rendering_ids(due_before=later)) == {fresh.id, polled.id, never.id}
@@ -233,13 +235,46 @@ def test_rendering_ids_due_before_an_interval(db):
     assert repository.rendering_ids(due_before=later)[-1] == polled.id
 
 
+def test_an_early_poll_makes_a_render_due_before_its_interval_until_it_is_read(db):
+    """A reading that predicts the end stores when to look again; sweeps take the render from
+    then (not before), the scheduler learns it is the next thing due, and the next reading (or
+    a failed call) replaces it."""
+    soon, regular = new_render(), new_render()
+    for render in (soon, regular):
+        started(render.id)
+    early_at = utcnow() + timedelta(seconds=0.5)
+    repository.record_progress_many(
+        [
+            repository.ProgressReading(soon.id, 0.6, None, early_at),
+            repository.ProgressReading(regular.id, 0.2, None),
+        ]
+    )
+    interval_ago = utcnow() - timedelta(seconds=30)
+    assert repository.rendering_ids(due_before=interval_ago, early_before=utcnow()) == []
+    at_end = early_at + timedelta(milliseconds=1)
+    assert repository.rendering_ids(due_before=interval_ago, early_before=at_end) == [soon.id]
+    upcoming = repository.next_poll_at(30.0)
+    assert upcoming is not None and abs((upcoming - early_at).total_seconds()) < 0.01
+
+    repository.record_poll_failure(soon.id)  # a failed look: back to regular polls
+    assert repository.rendering_ids(due_before=interval_ago, early_before=at_end) == []
+    upcoming = repository.next_poll_at(30.0)
+    assert upcoming is not None and upcoming > utcnow() + timedelta(seconds=25)
+
+
 def test_progress_readings_are_written_in_one_batch(db):
     a, b, c = new_render(), new_render(), new_render()
     started(a.id)
     started(b.id)
-    repository.record_progress_many([(a.id, 0.6, None)])
+    repository.record_progress_many([repository.ProgressReading(a.id, 0.6, None)])
     # c is still pending: a reading for it must not touch it.
-    repository.record_progress_many([(a.id, 0.4, 0.01), (b.id, 0.5, 0.02), (c.id, 0.9, 0.03)])
+    repository.record_progress_many(
+        [
+            repository.ProgressReading(a.id, 0.4, 0.01),
+            repository.ProgressReading(b.id, 0.5, 0.02),
+            repository.ProgressReading(c.id, 0.9, 0.03),
+        ]
+    )
     ra, rb, rc = get_render(a.id), get_render(b.id), get_render(c.id)
     assert ra.progress == pytest.approx(0.6) and ra.cost_usd == pytest.approx(0.01)
     assert rb.progress == pytest.approx(0.5) and rb.last_polled_at is not None

@@ -109,7 +109,7 @@ def known_state(db, env, namespace, redis_url) -> dict[str, Any]:
     # rendering: two, the older one with progress.
     older = start_rendering("u1", "Intro")
     backdate(older, started_at=now - timedelta(seconds=90))
-    repository.record_progress_many([(older, 0.25, 0.01)])
+    repository.record_progress_many([repository.ProgressReading(older, 0.25, 0.01)])
     newer = start_rendering("u2", "Recap")
 
     # complete: one.

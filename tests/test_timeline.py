@@ -33,7 +33,7 @@ def test_a_life_from_throttled_to_replayed_and_complete(db):
     render, _ = repository.insert_pending(str(uuid.uuid4()), make_request())
     repository.set_throttled_until(render.id, utcnow() + timedelta(seconds=5))
     _started(render.id)
-    repository.record_progress_many([(render.id, 0.25, 0.001)])
+    repository.record_progress_many([repository.ProgressReading(render.id, 0.25, 0.001)])
     failure = repository.Failure(render.id, ErrorCode.RENDER_ERROR, "boom", 0.01)
     assert repository.finish_many([], [failure]) == {render.id}
     repository.replay(render.id)

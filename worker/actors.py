@@ -95,9 +95,6 @@ def poll_batch(render_ids: list[str], slot: int | None = None) -> None:
     result = poller.poll_batch(render_ids, slot)
     if result.next_due:
         poll_tick.send(int(time.time() // _settings.sweep_every_s))
-    for delay_ms, ids in result.follow_ups.items():
-        # No slot: a look outside the sweeps, which count only their own batches.
-        poll_batch.send_with_options(args=(ids, None), delay=delay_ms)
 
 
 @dramatiq.actor(

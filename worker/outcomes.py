@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from dramatiq import Broker
 
@@ -34,6 +35,8 @@ log = get_logger(__name__)
 class Progressed:
     overall: float
     cost_usd: float | None
+    #: Poll again then, before the regular interval (``worker.poll_forecast``).
+    poll_early_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def apply(
     messages that follow (a new attempt's start, a cancel on Lambda); ``via`` (``poll`` or
     ``webhook``) is what the render's timeline says told us."""
     counts: Counter[str] = Counter()
-    readings: list[tuple[str, float, float | None]] = []
+    readings: list[repository.ProgressReading] = []
     completions: list[repository.Completion] = []
     failures: list[repository.Failure] = []
     throttled: list[tuple[repository.PollTarget, str]] = []
@@ -105,7 +108,11 @@ def apply(
                 stopping.append(target.id)
             continue
         if isinstance(outcome, Progressed):
-            readings.append((target.id, outcome.overall, outcome.cost_usd))
+            readings.append(
+                repository.ProgressReading(
+                    target.id, outcome.overall, outcome.cost_usd, outcome.poll_early_at
+                )
+            )
             counts["in_progress"] += 1
         elif isinstance(outcome, Completed):
             completions.append(

@@ -3,14 +3,17 @@
 Polling every ``POLL_INTERVAL_S`` finds a render done up to a whole interval after it finished
 (on average half of one). A progress reading says more than "not yet": a render that went from
 40% to 80% in the last 2 s has about 1 s left. So when a reading predicts the end before the
-render's next regular poll, the poller sends one more batch for it, delayed until then
-(``poll_batch`` with no sweep slot). If the prediction was early, that reading predicts again
-from closer up; readings of a render are never closer together than ``MIN_GAP_S``, the
-interval at which Remotion rewrites progress.json at all (``overall-render-progress.ts``: at
-most every 250 ms). So a render costs one or two progress calls more, and is marked complete a
-fraction of a second after Remotion can say so instead of up to an interval later. A stretch
-without progress (stalled, or held at 99% while Remotion combines the chunks) predicts
-nothing: the regular polls watch it.
+render's next regular poll, the reading is stored with that time (``poll_early_at``) and the
+first sweep at or after it polls the render too, in the same batches as the regular polls: no
+message of its own (a delayed Dramatiq message travels through the delay queue and back, six
+Redis round trips, and made a batch of one or two renders), and nothing to lose in a crash.
+If the prediction was early, that reading predicts again from closer up; readings of a render
+are never closer together than ``MIN_GAP_S``, the interval at which Remotion rewrites
+progress.json at all (``overall-render-progress.ts``: at most every 250 ms). So a render costs
+one or two progress calls more, and is marked complete within a tick (``POLL_TICK_S``) of
+Remotion saying so instead of up to an interval later. A stretch without progress (stalled,
+or held at 99% while Remotion combines the chunks) predicts nothing: the regular polls watch
+it.
 
 Not used while webhooks report the end and progress is not polled: the webhook is then the fast
 path, and extra progress calls would only cost Lambda invocations.
@@ -18,11 +21,9 @@ path, and extra progress calls would only cost Lambda invocations.
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.settings import get_settings
 
@@ -30,8 +31,6 @@ from shared.settings import get_settings
 MIN_GAP_S = 0.25
 #: Readings this early say too little about the end (the launch phase, the first chunks).
 MIN_PROGRESS = 0.05
-#: Follow-up polls sent together when their times are this close (one message per group).
-GROUP_S = 0.1
 
 
 def remaining_s(
@@ -57,16 +56,16 @@ class Reading:
     previous_at: datetime | None
 
 
-def follow_ups(readings: Iterable[Reading], now: datetime) -> dict[int, list[str]]:
-    """Readings of renders still running -> {delay ms: render ids} to poll again before their
-    next regular poll; empty when that would not be sooner."""
+def early_polls(readings: Iterable[Reading], now: datetime) -> dict[str, datetime]:
+    """Readings of renders still running -> {render id: when to poll it again}, for those
+    whose predicted end comes before their next regular poll."""
     settings = get_settings()
     if not settings.poll_at_predicted_end or (
         settings.webhooks_enabled and not settings.poll_progress_with_webhooks
     ):
         return {}
     regular_s = settings.effective_poll_interval_s
-    groups: dict[int, list[str]] = defaultdict(list)
+    early: dict[str, datetime] = {}
     for reading in readings:
         if reading.previous_at is None:
             continue
@@ -76,6 +75,5 @@ def follow_ups(readings: Iterable[Reading], now: datetime) -> dict[int, list[str
         wait = max(left, MIN_GAP_S)
         if wait >= regular_s - MIN_GAP_S:
             continue  # the regular poll comes as soon
-        # Rounded up: a look a little late finds it done; a little early costs a call.
-        groups[int(math.ceil(wait / GROUP_S) * GROUP_S * 1000)].append(reading.render_id)
-    return dict(groups)
+        early[reading.render_id] = now + timedelta(seconds=wait)
+    return early

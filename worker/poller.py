@@ -4,9 +4,10 @@ A tick (``poll_tick``, sent by the scheduler every ``POLL_TICK_S``) first claims
 in Redis so that two schedulers, or a redelivered tick, sweep once per slot; it then splits the
 ``rendering`` renders that are due (not polled for ``POLL_INTERVAL_S``) into ``poll_batch``
 messages. Every render is polled once per interval, and the calls are spread over the interval
-rather than made in one burst. Each batch polls its renders concurrently on a thread pool, so a
-sweep scales with the number of worker processes, not with one thread. Every state change is a
-guarded transition, so a render polled twice at once is still completed once.
+rather than made in one burst; a render whose last reading predicts its end sooner is also due
+at that time (``worker.poll_forecast``). Each batch polls its renders concurrently on a thread
+pool, so a sweep scales with the number of worker processes, not with one thread. Every state
+change is a guarded transition, so a render polled twice at once is still completed once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import dramatiq
@@ -26,7 +27,7 @@ import structlog
 from shared import repository
 from shared.lambda_budget import get_budget
 from shared.log import get_logger
-from shared.models import ErrorCode, utcnow
+from shared.models import ErrorCode, RenderStatus, utcnow
 from shared.per_process import PerProcess
 from shared.redis_client import get_redis
 from shared.redis_keys import keys
@@ -38,9 +39,6 @@ from worker.lambda_errors import FatalKind, LambdaError
 from worker.slots import claim_poll_slot
 
 log = get_logger(__name__)
-
-#: A progress reading to store: (render id, overall progress, cost so far).
-Reading = tuple[str, float, float | None]
 
 #: The threads that read progress from Lambda (``POLL_CONCURRENCY`` per process).
 _pool: PerProcess[ThreadPoolExecutor] = PerProcess(
@@ -56,12 +54,14 @@ def plan_sweep() -> list[list[str]]:
 
     Due means polled (or started) at least ``POLL_INTERVAL_S`` ago, less half a tick: a render
     polled a moment after its tick is still due at the same tick one interval later, so its
-    period stays the interval instead of drifting by a tick.
+    period stays the interval instead of drifting by a tick. Or its early poll (its predicted
+    end) has come: never sooner, since a look too early finds it still running.
     """
     settings = get_settings()
     half_tick = settings.sweep_every_s / 2
-    due_before = utcnow() - timedelta(seconds=settings.effective_poll_interval_s - half_tick)
-    ids = repository.rendering_ids(due_before=due_before)
+    now = utcnow()
+    due_before = now - timedelta(seconds=settings.effective_poll_interval_s - half_tick)
+    ids = repository.rendering_ids(due_before=due_before, early_before=now)
     size = max(1, settings.poll_batch_size)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -140,12 +140,13 @@ def start_sweep(slot: int) -> list[list[str]] | None:
 def _record_next_due() -> None:
     """After an empty sweep: when the next one can have anything to do, for the scheduler
     (``worker.scheduler``), which sends no tick before then. One interval after the least
-    recently polled render in flight, and never later than one interval from now: a render
-    that starts after this sweep is due no earlier than that."""
+    recently polled render in flight (or a render's early poll, if sooner), and never later
+    than one interval from now: a render that starts after this sweep is due no earlier than
+    that."""
     interval = get_settings().effective_poll_interval_s
     now = time.time()
-    oldest = repository.oldest_poll_at()
-    due = now + interval if oldest is None else min(now + interval, oldest.timestamp() + interval)
+    upcoming = repository.next_poll_at(interval)
+    due = now + interval if upcoming is None else min(now + interval, upcoming.timestamp())
     get_redis().set(keys().poll_next_due(), f"{due:.3f}", px=int(interval * 2000))
 
 
@@ -219,28 +220,23 @@ class BatchResult(NamedTuple):
     outcomes: dict[str, int]
     #: A tick was skipped while this batch's sweep ran: start the next sweep now.
     next_due: bool
-    #: {delay ms: render ids} to poll again at their predicted end (``worker.poll_forecast``).
-    follow_ups: dict[int, list[str]]
 
 
 def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> BatchResult:
     """Poll a batch: Lambda calls run concurrently on the pool, every write happens here.
-    Returns the outcome counts, whether the next sweep is already due, and the renders to
-    look at again before their next regular poll.
+    Returns the outcome counts and whether the next sweep is already due.
 
     The pool threads only read progress, so a batch costs one database transaction for all
     its completions and failures, one statement for all its progress readings and one Redis
     call to release the budget of finished renders, however many renders it holds.
     """
     started = time.monotonic()
-    follow: dict[int, list[str]] = {}
     try:
         renders = repository.poll_targets(render_ids)
         context = structlog.contextvars.get_contextvars()
         results = list(_pool.get().map(lambda r: _read(r, context), renders))
-        outcomes = _apply(results)
+        outcomes = _apply(results, poll_forecast.early_polls(_unfinished(results), utcnow()))
         polled = len(renders)
-        follow = poll_forecast.follow_ups(_unfinished(results), utcnow())
     except Exception:
         # Not retried: the renders it did not get to stay due, so the next sweep (a tick away)
         # polls them. The sweep must still be counted finished, or no sweep runs until the
@@ -255,11 +251,12 @@ def poll_batch(render_ids: Sequence[str], slot: int | None = None) -> BatchResul
             **outcomes,
         )
     next_due = finish_batch(slot, outcomes, polled)
-    return BatchResult(outcomes, next_due, follow)
+    return BatchResult(outcomes, next_due)
 
 
 def _unfinished(results: list[_Result]) -> list[poll_forecast.Reading]:
-    """The readings of every render the batch read as still running, with the one before."""
+    """The readings of every render the batch read as still rendering, with the one before
+    (a cancelled render still running on Lambda is waited for, not hurried)."""
     return [
         poll_forecast.Reading(
             r.render.id,
@@ -268,7 +265,10 @@ def _unfinished(results: list[_Result]) -> list[poll_forecast.Reading]:
             r.render.last_polled_at or r.render.started_at,
         )
         for r in results
-        if r.progress is not None and not r.progress.done and not r.progress.fatal_error
+        if r.progress is not None
+        and not r.progress.done
+        and not r.progress.fatal_error
+        and r.render.status == RenderStatus.RENDERING
     ]
 
 
@@ -304,8 +304,9 @@ def _read(render: repository.PollTarget, context: dict[str, object]) -> _Result:
         structlog.contextvars.clear_contextvars()
 
 
-def _apply(results: list[_Result]) -> dict[str, int]:
-    """Turn what the pool threads read into outcomes (``worker.outcomes`` acts on them)."""
+def _apply(results: list[_Result], early: dict[str, datetime]) -> dict[str, int]:
+    """Turn what the pool threads read into outcomes (``worker.outcomes`` acts on them);
+    ``early``: when to poll a render again before its regular poll."""
     settings = get_settings()
     counts: Counter[str] = Counter()
     reports: list[tuple[repository.PollTarget, outcomes.Outcome]] = []
@@ -343,6 +344,9 @@ def _apply(results: list[_Result]) -> dict[str, int]:
                 log.warning(
                     "render done without an output file; polling again", render_id=render.id
                 )
-            reports.append((render, outcomes.Progressed(progress.overall, progress.cost_usd)))
+            progressed = outcomes.Progressed(
+                progress.overall, progress.cost_usd, early.get(render.id)
+            )
+            reports.append((render, progressed))
     counts.update(outcomes.apply(dramatiq.get_broker(), reports))
     return dict(counts)

@@ -4,7 +4,7 @@ a poll batch (one transaction, every UPDATE still guarded by ``status = 'renderi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ _PROGRESS = (
         cost_usd=sa.bindparam("cost"),
         last_polled_at=_now,
         poll_failures=0,
+        poll_early_at=sa.bindparam("early", type_=sa.DateTime()),
         updated_at=_now,
     )
 )
@@ -105,8 +106,18 @@ def _complete_all(
 # --- progress ------------------------------------------------------------------------------
 
 
-def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) -> None:
-    """Store a batch of (render id, progress, cost) readings in one executemany UPDATE.
+class ProgressReading(NamedTuple):
+    """A progress reading to store."""
+
+    render_id: str
+    progress: float
+    cost_usd: float | None
+    #: When to poll again before the regular interval (the predicted end), or None.
+    poll_early_at: datetime | None = None
+
+
+def record_progress_many(readings: Sequence[ProgressReading]) -> None:
+    """Store a batch of progress readings in one executemany UPDATE.
 
     A sweep reads every render in flight; one statement per batch instead of one per render
     is what keeps the database from being the ceiling of a 10,000-render sweep.
@@ -115,10 +126,16 @@ def record_progress_many(readings: Sequence[tuple[str, float, float | None]]) ->
         return
     now = utcnow()
     rows = [
-        {"rid": rid, "p": min(max(progress, 0.0), 1.0), "cost": cost, "now": now}
-        for rid, progress, cost in readings
+        {
+            "rid": r.render_id,
+            "p": min(max(r.progress, 0.0), 1.0),
+            "cost": r.cost_usd,
+            "early": r.poll_early_at,
+            "now": now,
+        }
+        for r in readings
     ]
-    steps = [(rid, "progress", {"progress": round(p, 4)}) for rid, p, _ in readings]
+    steps = [(r.render_id, "progress", {"progress": round(r.progress, 4)}) for r in readings]
     with single_statement() as conn:  # each reading stands alone: no transaction around them
         conn.execute(_PROGRESS, rows)
     timeline.record(steps)  # readings, not moves: a step of a render just finished is harmless
@@ -183,17 +200,26 @@ def record_poll_failure(render_id: str) -> int | None:
         render_id,
         RenderStatus.RENDERING,
         None,
-        {"poll_failures": Render.poll_failures + 1, "last_polled_at": utcnow()},
+        # A failed look at its predicted end is not repeated every sweep: regular polls now.
+        {
+            "poll_failures": Render.poll_failures + 1,
+            "last_polled_at": utcnow(),
+            "poll_early_at": None,
+        },
     )
     return None if row is None else row.poll_failures
 
 
-def rendering_ids(due_before: datetime | None = None) -> list[str]:
+def rendering_ids(
+    due_before: datetime | None = None, early_before: datetime | None = None
+) -> list[str]:
     """Renders to poll, least recently polled first: every ``rendering`` one, and cancelled
     ones whose functions have not been seen to stop yet (their budget is held until then).
 
     With ``due_before``, only those last polled (or, never polled, started) at or before it:
     each sweep then polls the renders that have waited an interval, not all of them at once.
+    With ``early_before`` too, also the ``rendering`` ones whose early poll (their predicted
+    end) is at or before it.
     """
     last_seen = sa.func.coalesce(col(Render.last_polled_at), col(Render.started_at))
     in_flight = select(Render.id, col(Render.last_polled_at)).where(
@@ -204,33 +230,48 @@ def rendering_ids(due_before: datetime | None = None) -> list[str]:
         col(Render.stopped_at).is_(None),
         col(Render.lambda_render_id).is_not(None),
     )
+    if due_before is not None:
+        regular_due = sa.or_(last_seen <= due_before, last_seen.is_(None))
+        early_due = (
+            col(Render.poll_early_at) <= early_before if early_before is not None else sa.false()
+        )
+        in_flight = in_flight.where(sa.or_(regular_due, early_due))
+        stopping = stopping.where(regular_due)
     ids: list[tuple[str, datetime | None]] = []
     with Session(get_engine()) as session:
         for stmt in (in_flight, stopping):
-            if due_before is not None:
-                stmt = stmt.where(sa.or_(last_seen <= due_before, last_seen.is_(None)))
             ids += [(rid, polled) for rid, polled in session.exec(stmt)]
     ids.sort(key=lambda item: (item[1] is not None, item[1] or datetime.min))
     return [rid for rid, _ in ids]
 
 
-def oldest_poll_at() -> datetime | None:
-    """When the least recently polled render in flight was last polled (or started): the
-    next sweep with anything to do is one interval after it."""
+def next_poll_at(interval_s: float) -> datetime | None:
+    """When the next sweep has anything to do: one interval after the least recently polled
+    render in flight (or started, if never polled), or a render's early poll if sooner."""
     last_seen = sa.func.coalesce(
         col(Render.last_polled_at), col(Render.started_at), type_=sa.DateTime()
     )
     oldest = sa.func.min(last_seen, type_=sa.DateTime())
-    rendering = select(oldest).where(Render.status == RenderStatus.RENDERING)
-    stopping = select(oldest).where(
+    earliest = sa.func.min(col(Render.poll_early_at), type_=sa.DateTime())
+    rendering = select(oldest, earliest).where(Render.status == RenderStatus.RENDERING)
+    stopping = select(oldest, sa.null()).where(
         Render.status == RenderStatus.CANCELLED,
         col(Render.stopped_at).is_(None),
         col(Render.lambda_render_id).is_not(None),
     )
+    found: list[datetime] = []
     with Session(get_engine()) as session:
-        found = [session.exec(stmt).one() for stmt in (rendering, stopping)]
-    values = [v if v.tzinfo else v.replace(tzinfo=UTC) for v in found if v is not None]
-    return min(values) if values else None
+        for stmt in (rendering, stopping):
+            seen, early = session.exec(stmt).one()
+            if seen is not None:
+                found.append(_aware(seen) + timedelta(seconds=interval_s))
+            if early is not None:
+                found.append(_aware(early))
+    return min(found) if found else None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class PollTarget(NamedTuple):

@@ -22,6 +22,7 @@ from shared.lambda_budget import get_budget
 from shared.producer import message_payload
 from shared.rate_limit import get_limiter
 from shared.render_plan import chunking_for
+from shared.settings import get_settings
 from tests.inprocess.conftest import StubWorld
 from tests.support import make_request, wait_until
 from worker.middleware.log_context import LogContext
@@ -192,8 +193,9 @@ def test_a_pause_lifted_between_the_budget_and_the_hold_starts_the_render(
 def test_a_reading_that_predicts_the_end_polls_again_then_instead_of_an_interval_later(
     stub_world: StubWorld, monkeypatch: pytest.MonkeyPatch, emulator: Any
 ) -> None:
-    """POLL_AT_PREDICTED_END: one manual poll mid-render, nothing else; the follow-up it sends
-    (delayed to the predicted end) completes the render long before the 30 s interval."""
+    """POLL_AT_PREDICTED_END: one manual poll mid-render stores its predicted end; the sweeps
+    (ticks every POLL_TICK_S) poll it then and complete it long before the 30 s interval, when
+    no regular poll is due."""
     from tests.support import emulator_call
 
     monkeypatch.setenv("POLL_INTERVAL_S", "30")
@@ -205,20 +207,24 @@ def test_a_reading_that_predicts_the_end_polls_again_then_instead_of_an_interval
     began = time.monotonic()
 
     def read_mid_render() -> bool:
-        stub_world.actors["poll_batch"].send([rid])  # not joined: its follow-up is delayed
-        time.sleep(0.2)
+        stub_world.actors["poll_batch"].send([rid])
+        stub_world.join()
         render = renders.get(rid)
         assert render is not None
         return render.progress >= 0.1 or render.status == "complete"
 
     wait_until(read_mid_render, timeout=10, interval=0.1, what="a reading mid-render")
-    assert renders.get(rid).status == "rendering"  # type: ignore[union-attr]  # the row exists
-    wait_until(
-        lambda: renders.get(rid).status == "complete",  # type: ignore[union-attr]  # the row exists
-        timeout=10,
-        interval=0.1,
-        what="completed by the follow-up poll",
-    )
+    render = renders.get(rid)
+    assert render is not None and render.status == "rendering"
+    assert render.poll_early_at is not None  # its predicted end
+
+    def swept_to_the_end() -> bool:
+        tick_s = get_settings().sweep_every_s
+        stub_world.actors["poll_tick"].send(int(time.time() // tick_s))
+        stub_world.join()
+        return renders.get(rid).status == "complete"  # type: ignore[union-attr]  # the row exists
+
+    wait_until(swept_to_the_end, timeout=10, interval=0.2, what="completed by the early poll")
     assert time.monotonic() - began < 8  # not the 30 s interval
     status_calls = emulator_call(emulator.url, "/_emulator/stats")["status_calls"]
-    assert status_calls <= 20  # a few follow-ups, never a storm (>= 250 ms apart)
+    assert status_calls <= 20  # a few early polls, never a storm (>= 250 ms apart)
