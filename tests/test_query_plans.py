@@ -123,6 +123,7 @@ def _params(render_id: str) -> dict[str, Any]:
         "lambda_pool": "default",
         "p": 0.5,
         "cost": 0.01,
+        "early": None,
         "url": "s3://bucket-1/out.mp4",
         "size": 1000,
         "code": "RENDER_FAILED",
