@@ -28,10 +28,9 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from dramatiq import Message
 from standardwebhooks.webhooks import Webhook
 
@@ -45,14 +44,23 @@ from shared.repository import events as outbox
 from shared.settings import Settings, get_settings
 from worker.failpoints import failpoint
 
+if TYPE_CHECKING:
+    import httpx
+
 log = get_logger(__name__)
+
+
+def _new_client() -> httpx.Client:
+    # Imported on first delivery: start and poll workers never send one, and httpx (with
+    # click, which it imports) is ~3 MB of every worker's RSS.
+    import httpx
+
+    return httpx.Client(follow_redirects=False)
 
 
 #: One HTTP client per process (connection reuse). Redirects are not followed: a redirect
 #: could lead anywhere, and only the URL itself was checked.
-_http: PerProcess[httpx.Client] = PerProcess(
-    lambda: httpx.Client(follow_redirects=False), close=lambda client: client.close()
-)
+_http: PerProcess[httpx.Client] = PerProcess(_new_client, close=lambda client: client.close())
 
 
 class DeliveryFailed(RenderqError):
@@ -172,6 +180,8 @@ def post_callback(url: str, event_id: str, payload: dict[str, Any], settings: Se
         "webhook-signature": signature,
         "user-agent": "renderq-notifications",
     }
+    import httpx  # loaded by _http.get() at the latest
+
     try:
         response = _http.get().request(
             "POST",
