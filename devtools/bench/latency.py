@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from devtools.bench.common import fetch_rows, make_request, terminal_count
 from devtools.bench.config import UNLIMITED
 from devtools.bench.context import Bench
-from devtools.bench.run import Run
+from devtools.bench.run import PROCFILE_GROUPS_NOTE, Run
 from devtools.bench.support import busy_fraction, percentile, summarize_ms
 from devtools.devstack import wait_for
 
@@ -37,37 +37,71 @@ def _paced_rate(bench: Bench) -> tuple[float, str]:
     return bench.sizes.latency_rate, "latency_rate (lifecycle did not run)"
 
 
-def latency(bench: Bench) -> None:
-    """Start and completion latency from one paced run (the default 2 s poll interval)."""
+class _Paced:
+    """What one paced run measured."""
+
+    def __init__(self) -> None:
+        self.start_lat: list[float] = []
+        self.done_lat: list[float] = []
+        self.readable_lat: list[float] = []
+        self.missing = 0
+        self.producer_ms: list[float] = []
+        self.late = 0
+        self.requests = 0
+        self.produced_s = 0.0
+        self.first_starts: list[float] = []
+        self.worker_cpu_ms_per_render = 0.0
+        self.machine_busy_while_paced = 0.0
+
+    def start_figures(self, n: int) -> dict[str, object]:
+        starts = self.first_starts
+        return {
+            **summarize_ms(self.start_lat),
+            "renders": n,
+            "not_started": self.missing,
+            "producer_call_p50_ms": round(percentile(self.producer_ms, 50) * 1000, 3),
+            # What this workload costs (start, 1-3 polls, a poll at the predicted end) against
+            # the lifecycle's one poll per render, and how busy the machine was while paced.
+            "worker_cpu_ms_per_render": self.worker_cpu_ms_per_render,
+            "machine_busy_while_paced": self.machine_busy_while_paced,
+            # Below the arrival rate, a backlog builds and latency grows with the run's length.
+            "starts_per_s": round((len(starts) - 1) / (starts[-1] - starts[0]), 1)
+            if len(starts) > 1
+            else None,
+        }
+
+
+# Render lengths spread over 1-5 s (60-300 frames at 60 fps), so that renders finish at every
+# point of their poll period, as real ones do; equal lengths would all finish at the same point
+# and make the figure depend on that coincidence.
+_SPEED, _POLL_INTERVAL_S = 60.0, 2.0
+
+
+def _frames_of(i: int) -> int:
+    return 60 + (i * 97) % 241
+
+
+def _paced_run(bench: Bench, kind: str, rate: float, n_warm: int, n: int, *, split: bool) -> _Paced:
+    """Renders enqueued one by one at ``rate`` against one worker group serving every queue
+    (the benchmark's ``-p``/``-t``), or, with ``split``, against the Procfile's groups."""
     from shared.producer import enqueue_render
 
-    kind = bench.main_kind()
-    (rate, rate_source), seconds = _paced_rate(bench), bench.sizes.latency_seconds
-    n_warm = int(rate * bench.sizes.latency_warmup_s)
-    n = int(rate * seconds)
-    speed, poll_interval = 60.0, 2.0
-
-    # Render lengths spread over 1-5 s (60-300 frames at 60 fps), so that renders finish at
-    # every point of their poll period, as real ones do; equal lengths would all finish at
-    # the same point and make the figure depend on that coincidence.
-    def frames_of(i: int) -> int:
-        return 60 + (i * 97) % 241
-
-    settings = {**UNLIMITED, "POLL_INTERVAL_S": str(poll_interval)}
+    settings = {**UNLIMITED, "POLL_INTERVAL_S": str(_POLL_INTERVAL_S)}
+    out = _Paced()
     with contextlib.ExitStack() as stack:
         db_url = stack.enter_context(bench.database(kind))
         run = stack.enter_context(
             Run(
                 bench,
-                "latency",
+                "latency-procfile" if split else "latency",
                 db_url,
                 settings=settings,
-                emulator_args=("--speed", str(speed)),
+                emulator_args=("--speed", str(_SPEED)),
             )
         )
-        run.start_workers()
+        run.start_workers(procfile_groups=split)
         run.start_scheduler()
-        requests = [make_request(i, tag="lat", frames=frames_of(i)) for i in range(n_warm + n)]
+        requests = [make_request(i, tag="lat", frames=_frames_of(i)) for i in range(n_warm + n)]
         # (index, render id, scheduled, called, returned), epoch seconds.
         calls: list[tuple[int, str, float, float, float]] = []
 
@@ -76,9 +110,9 @@ def latency(bench: Bench) -> None:
             render = enqueue_render(requests[i])
             calls.append((i, render.id, scheduled, called, time.time()))
 
+        cpu_begin = run.cpu_snapshot()
         # A pool, so that one slow producer call does not delay the next ones: the
         # arrival rate stays what was asked for, like many web requests would.
-        cpu_begin = run.cpu_snapshot()
         with ThreadPoolExecutor(16, thread_name_prefix="producer") as pool:
             begin, begin_epoch = time.monotonic(), time.time()
             futures = []
@@ -89,10 +123,10 @@ def latency(bench: Bench) -> None:
                 futures.append(pool.submit(produce, i, begin_epoch + i / rate))
             for future in futures:
                 future.result()
-        produced_s = time.monotonic() - begin
+        out.produced_s = time.monotonic() - begin
         cpu_paced = run.cpu_snapshot()
         calls.sort()
-        late = sum(1 for c in calls if c[3] - c[2] > 0.05)
+        out.late = sum(1 for c in calls if c[3] - c[2] > 0.05)
         wait_for(
             lambda: terminal_count() >= len(requests),
             # Generous: when starts cannot keep up with the pace, the backlog drains late.
@@ -104,6 +138,11 @@ def latency(bench: Bench) -> None:
         rows = {r["id"]: r for r in fetch_rows()}
         stats = run.emulator_stats()
         run.record_rss()
+    out.requests = len(requests)
+    out.worker_cpu_ms_per_render = Run.cpu_figures(cpu_begin, cpu_done, len(requests))[
+        "worker_cpu_ms_per_unit"
+    ]
+    out.machine_busy_while_paced = busy_fraction(cpu_begin["machine"], cpu_paced["machine"])
     starts = stats.get("start_times_by_out_name", {})
     # When the emulated launch wrote postRenderData (its overheads and combine included).
     finished = {
@@ -118,23 +157,34 @@ def latency(bench: Bench) -> None:
         for r in stats.get("renders", {}).values()
         if r.get("done_visible_at") is not None
     }
-    start_lat: list[float] = []
-    done_lat: list[float] = []
-    readable_lat: list[float] = []
-    missing = 0
     for _i, render_id, _scheduled, called, _returned in calls[n_warm:]:
         row = rows.get(render_id, {})
         out_name = row.get("out_name") or f"{render_id}-1.mp4"
         times = starts.get(out_name)
         if not times:
-            missing += 1
+            out.missing += 1
             continue
-        start_lat.append(times[0] - called)
+        out.start_lat.append(times[0] - called)
         if row.get("status") == "complete" and row.get("completed_at") and out_name in finished:
-            done_lat.append(row["completed_at"] - finished[out_name])
+            out.done_lat.append(row["completed_at"] - finished[out_name])
             if out_name in visible:
-                readable_lat.append(row["completed_at"] - visible[out_name])
-    producer_ms = [(ret - called) for *_, called, ret in calls[n_warm:]]
+                out.readable_lat.append(row["completed_at"] - visible[out_name])
+    out.producer_ms = [(ret - called) for *_, called, ret in calls[n_warm:]]
+    out.first_starts = sorted(times[0] for times in starts.values() if times)
+    return out
+
+
+def latency(bench: Bench) -> None:
+    """Start and completion latency from one paced run (the default 2 s poll interval); start
+    latency again with the Procfile's worker groups (starts and polls in processes of their
+    own) at the same rate."""
+    kind = bench.main_kind()
+    (rate, rate_source), seconds = _paced_rate(bench), bench.sizes.latency_seconds
+    n_warm = int(rate * bench.sizes.latency_warmup_s)
+    n = int(rate * seconds)
+    speed, poll_interval = _SPEED, _POLL_INTERVAL_S
+    paced = _paced_run(bench, kind, rate, n_warm, n, split=False)
+    split = _paced_run(bench, kind, rate, n_warm, n, split=True)
     common = {
         **bench.worker_settings(),
         "database": kind,
@@ -144,26 +194,17 @@ def latency(bench: Bench) -> None:
         "warmup_renders_excluded": n_warm,
         "producer": "16 threads; each enqueue_render call starts at its scheduled time "
         "if a thread is free",
-        "achieved_rate_per_s": round(len(requests) / produced_s, 1),
-        "producer_calls_started_over_50ms_late": late,
+        "achieved_rate_per_s": round(paced.requests / paced.produced_s, 1),
+        "producer_calls_started_over_50ms_late": paced.late,
         **UNLIMITED,
     }
-    first_starts = sorted(times[0] for times in starts.values() if times)
     start_fig = {
-        **summarize_ms(start_lat),
-        "renders": n,
-        "not_started": missing,
-        "producer_call_p50_ms": round(percentile(producer_ms, 50) * 1000, 3),
-        # What this workload costs (start, 1-3 polls, a poll at the predicted end) against the
-        # lifecycle's one poll per render, and how busy the machine was while paced.
-        "worker_cpu_ms_per_render": Run.cpu_figures(cpu_begin, cpu_done, len(requests))[
-            "worker_cpu_ms_per_unit"
-        ],
-        "machine_busy_while_paced": busy_fraction(cpu_begin["machine"], cpu_paced["machine"]),
-        # Below the arrival rate, a backlog builds and latency grows with the run's length.
-        "starts_per_s": round((len(first_starts) - 1) / (first_starts[-1] - first_starts[0]), 1)
-        if len(first_starts) > 1
-        else None,
+        **paced.start_figures(n),
+        "procfile_groups": {
+            **split.start_figures(n),
+            "groups": PROCFILE_GROUPS_NOTE,
+            "achieved_rate_per_s": round(split.requests / split.produced_s, 1),
+        },
     }
     bench.sections["start_latency"] = {
         "runs": 1,
@@ -175,10 +216,10 @@ def latency(bench: Bench) -> None:
         },
         "figures": start_fig,
     }
-    readable = summarize_ms(readable_lat)
+    readable = summarize_ms(paced.readable_lat)
     done_fig: dict[str, object] = {
-        **summarize_ms(done_lat),
-        "renders": len(done_lat),
+        **summarize_ms(paced.done_lat),
+        "renders": len(paced.done_lat),
         "from_done_readable": readable,
     }
     bench.sections["completion_latency"] = {
@@ -201,6 +242,15 @@ def latency(bench: Bench) -> None:
         f"{common['achieved_rate_per_s']:g}/s; starts ran at {start_fig['starts_per_s']}/s; "
         f"worker CPU {start_fig['worker_cpu_ms_per_render']:.2f} ms/render, machine busy "
         f"{start_fig['machine_busy_while_paced']:.0%} while paced",
+    )
+    grouped = start_fig["procfile_groups"]
+    assert isinstance(grouped, dict)
+    bench.row(
+        "start latency p50 / p95 / p99, Procfile groups",
+        f"{grouped['p50_ms']:.1f} / {grouped['p95_ms']:.1f} / {grouped['p99_ms']:.1f} ms",
+        f"same rate, {PROCFILE_GROUPS_NOTE}; worker CPU "
+        f"{grouped['worker_cpu_ms_per_render']:.2f} ms/render, machine busy "
+        f"{grouped['machine_busy_while_paced']:.0%} while paced",
     )
     bench.row(
         "completion latency p50 / p99",

@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     from devtools.bench.context import Bench
 
 # --------------------------------------------------------------------------------------
+#: The Procfile's worker groups, as ``Run.start_workers(procfile_groups=True)`` starts them.
+START_QUEUES = ("renders", "renders-admitted")
+POLL_QUEUES = ("render-polls", "render-events")
+PROCFILE_GROUPS_NOTE = (
+    "starts (renders, renders-admitted: -p P -t T) and polls (render-polls, and render-events "
+    "for want of a notifier group: -p P -t T/2) in worker groups of their own, as the Procfile"
+)
+
 # One run: emulator, workers, scheduler, namespace, environment
 # --------------------------------------------------------------------------------------
 
@@ -60,6 +68,8 @@ class Run:
         self.emulator_args = emulator_args
         self.emulator_url: str | None = None
         self.worker: Any = None
+        #: The poll group, when the workers run as the Procfile's groups.
+        self.poller: Any = None
         self.scheduler: Any = None
         self.emulator_proc: Any = None
         self.env = {
@@ -111,32 +121,48 @@ class Run:
             with contextlib.suppress(Exception):
                 drop_namespace(self.bench.redis_url, self.namespace)
 
-    def start_workers(self) -> None:
-        """``dramatiq worker.actors -p P -t T``; returns once every process has booted, so
-        boot time is never part of a figure."""
+    def start_workers(self, *, procfile_groups: bool = False) -> None:
+        """``dramatiq worker.actors -p P -t T`` serving every queue; with
+        ``procfile_groups``, the Procfile's split instead (``PROCFILE_GROUPS_NOTE``). Returns
+        once every process has booted, so boot time is never part of a figure."""
         import redis
 
-        p = self.bench.args.processes
-        self.worker = self.stack.start_dramatiq(
-            "worker", "worker.actors", processes=p, threads=self.bench.args.threads
+        p, t = self.bench.args.processes, self.bench.args.threads
+        groups: dict[str, tuple[int, list[str] | None]] = (
+            {"worker": (t, list(START_QUEUES)), "poller": (max(1, t // 2), list(POLL_QUEUES))}
+            if procfile_groups
+            else {"worker": (t, None)}
         )
+        procs = {
+            name: self.stack.start_dramatiq(
+                name, "worker.actors", processes=p, threads=threads, queues=queues
+            )
+            for name, (threads, queues) in groups.items()
+        }
+        self.worker = procs["worker"]
+        self.poller = procs.get("poller")
+        expected = p * len(procs)
         client = redis.Redis.from_url(self.bench.redis_url)
-        log_path = self.stack.log_dir / "worker.log"
 
         def ready() -> bool:
-            if self.worker.poll() is not None:
-                raise RuntimeError(
-                    f"worker exited with {self.worker.returncode}:\n"
-                    + self.stack.log_tail("worker")
-                )
+            booted = 0
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}:\n" + self.stack.log_tail(name)
+                    )
+                log_path = self.stack.log_dir / f"{name}.log"
+                booted += log_path.read_text(errors="replace").count("ready for action")
             heartbeats = int(client.hlen(RedisKeys(self.namespace).workers()))
-            booted = log_path.read_text(errors="replace").count("ready for action")
-            return heartbeats >= p or booted >= p
+            return heartbeats >= expected or booted >= expected
 
         try:
-            wait_for(ready, timeout=90, interval=0.1, what=f"{p} worker processes to boot")
+            wait_for(ready, timeout=90, interval=0.1, what=f"{expected} worker processes to boot")
         finally:
             client.close()
+
+    def _groups(self) -> list[Any]:
+        return [proc for proc in (self.worker, self.poller) if proc is not None]
 
     def start_scheduler(self) -> None:
         self.scheduler = self.stack.spawn("scheduler", [sys.executable, "-m", "worker.scheduler"])
@@ -162,8 +188,14 @@ class Run:
 
     def record_rss(self) -> None:
         """VmHWM only grows while a process lives, so the last reading is the run's peak."""
-        if self.worker is not None and self.worker.poll() is None:
-            self.bench.rss[self.name] = {"run": self.name, **self.stack.worker_rss(self.worker)}
+        live = [proc for proc in self._groups() if proc.poll() is None]
+        if live:
+            readings = [self.stack.worker_rss(proc) for proc in live]
+            self.bench.rss[self.name] = {
+                "run": self.name,
+                "master_mb": max((r["master_mb"] or 0.0) for r in readings),
+                "workers_mb": {k: v for r in readings for k, v in r["workers_mb"].items()},
+            }
 
     def stop_workers(self) -> None:
         """Scheduler first (no new sweeps), then the workers; the emulator stays up."""
@@ -171,13 +203,13 @@ class Run:
         if self.scheduler is not None:
             self.stack.stop(self.scheduler)
             self.scheduler = None
-        if self.worker is not None:
-            self.stack.stop(self.worker)
-            self.worker = None
+        for proc in self._groups():
+            self.stack.stop(proc)
+        self.worker = self.poller = None
 
     def cpu_snapshot(self) -> dict[str, Any]:
         return {
-            "worker": self.stack.group_cpu(self.worker) if self.worker is not None else 0.0,
+            "worker": sum(self.stack.group_cpu(proc) for proc in self._groups()),
             "emulator": cpu_seconds([self.emulator_proc.pid]) if self.emulator_proc else 0.0,
             "machine": machine_cpu(),
         }

@@ -211,12 +211,24 @@ class BenchStack(Stack):
         return proc
 
     def start_dramatiq(
-        self, name: str, module: str, *, processes: int, threads: int
+        self,
+        name: str,
+        module: str,
+        *,
+        processes: int,
+        threads: int,
+        queues: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """The same ``dramatiq`` command line for the bare baseline and for renderq, so the
         two differ only in the module they load."""
         # Shutdown waits for in-flight messages; a benchmark need not wait 10 minutes.
-        argv = dramatiq_argv(module, processes=processes, threads=threads, shutdown_timeout_ms=5000)
+        argv = dramatiq_argv(
+            module,
+            processes=processes,
+            threads=threads,
+            queues=queues,
+            shutdown_timeout_ms=5000,
+        )
         return self.spawn(name, argv)
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
