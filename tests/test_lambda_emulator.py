@@ -285,8 +285,9 @@ def test_render_progresses_to_done_with_output(make_server, make_client) -> None
     assert done.chunks == 3
     assert done.fatalErrorEncountered is False
     assert done.costs["currency"] == "USD"
-    assert done.costs["accruedSoFar"] > first.costs["accruedSoFar"]
-    assert done.costs["accruedSoFar"] >= second.costs["accruedSoFar"]
+    # Rounded to 5 decimals (above): equal on a slow machine, never lower.
+    assert done.costs["accruedSoFar"] >= second.costs["accruedSoFar"] >= first.costs["accruedSoFar"]
+    assert done.costs["accruedSoFar"] > 0
     assert done.costs["disclaimer"]
     assert len(done.mostExpensiveFrameRanges) == 3
 
