@@ -89,6 +89,9 @@ def test_several_machines_share_the_work_without_duplicates(
         timeout=30,
         what="three worker groups up",
     )
+    # Each Lambda start takes 300 ms, so the 60 starts outlast the idle second of a group
+    # that has not yet asked Redis: without it two groups could take them all (seen: 23/37/0).
+    emulator_call(emulator.url, "/_emulator/faults", {"start_delay_ms": 300})
     stored = enqueue_renders([req(i) for i in range(60)])
     ids = [r.id for r in stored]
     wait_until(
