@@ -173,6 +173,8 @@ def main() -> int:
                 "MAX_POLL_FAILURES": "1000",
                 "MAX_START_ATTEMPTS": "1000",
                 "MAX_THROTTLE_RESTARTS": "1000",
+                "THROTTLE_RESTART_BACKOFF_MS": "1000",
+                "THROTTLE_RESTART_BACKOFF_MAX_MS": "8000",
                 "WEB_HOST": "127.0.0.1",
                 "WEB_PORT": str(web_port),
                 "REMOTION_WEBHOOK_URL": f"http://127.0.0.1:{web_port}/webhooks/remotion",

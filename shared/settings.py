@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     #: Times a render that failed *inside* Lambda for lack of concurrency is started again as a
     #: new attempt before it fails with ``lambda_throttled``.
     max_throttle_restarts: int = 5
+    #: Delay before the first such new attempt; it doubles with each further one (with
+    #: jitter), up to ``throttle_restart_backoff_max_ms``, so the account's running renders
+    #: can finish before the throttled ones come back.
+    throttle_restart_backoff_ms: int = Field(default=5_000, ge=0)
+    throttle_restart_backoff_max_ms: int = Field(default=120_000, ge=0)
 
     # --- events: Remotion's webhooks in, cancellation, notifications out (docs/events.md) ------
     #: Where Remotion POSTs a render's success/error/timeout webhook: the web process's

@@ -105,6 +105,8 @@ def test_renders_throttled_inside_lambda_start_again_and_complete(
                 "AWS_ENDPOINT_URL_LAMBDA": account.url,
                 "AWS_ENDPOINT_URL_S3": account.url,
                 "MAX_THROTTLE_RESTARTS": "50",
+                "THROTTLE_RESTART_BACKOFF_MS": "500",
+                "THROTTLE_RESTART_BACKOFF_MAX_MS": "4000",
             },
         )
         workers.start_scheduler()

@@ -23,6 +23,7 @@ from shared.errors import IllegalTransition
 from shared.log import get_logger
 from shared.messages import message_payload, start_render_message
 from shared.models import ErrorCode
+from shared.settings import get_settings
 from worker import metrics, permit
 from worker.defer import backoff_ms
 
@@ -34,6 +35,7 @@ def restart_throttled(
 ) -> list[str]:
     """Start every (render, Remotion's message) again as a new attempt; returns the ids moved
     (a render another process moved first is left alone)."""
+    settings = get_settings()
     moved = []
     for target, message in renders:
         try:
@@ -42,7 +44,11 @@ def restart_throttled(
             continue
         if target.rate_permit:
             permit.refund(target.user_id, target.rate_permit)
-        delay_ms = backoff_ms(row.throttle_restarts - 1, base_ms=5_000, max_ms=120_000)
+        delay_ms = backoff_ms(
+            row.throttle_restarts - 1,
+            base_ms=settings.throttle_restart_backoff_ms,
+            max_ms=settings.throttle_restart_backoff_max_ms,
+        )
         broker.enqueue(
             start_render_message(message_payload(row.id, row.as_request())), delay=delay_ms
         )
