@@ -16,11 +16,16 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m devtools.demo
 
 ## make test: the whole suite against real Redis, SQLite, PostgreSQL and worker processes.
+## Two pytest-xdist workers (each test is isolated by its own Redis namespace, database and
+## ports): most tests wait on processes, so two at once halve the time on two cores; the
+## timing bounds of the tests are set for that load. TEST_WORKERS=0 runs them one by one.
+TEST_WORKERS ?= 2
 test: $(STAMP) services browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	RENDERQ_REQUIRE_POSTGRES=1 RENDERQ_REQUIRE_BROWSER=1 $(VENV)/bin/python -m pytest -q
+	RENDERQ_REQUIRE_POSTGRES=1 RENDERQ_REQUIRE_BROWSER=1 $(VENV)/bin/python -m pytest -q \
+		-n $(TEST_WORKERS)
 
 services:
 	@bash devtools/ensure_services.sh
