@@ -223,8 +223,10 @@ def test_progress_json_is_rewritten_as_chunks_finish(make_server, make_client) -
     server = make_server(speed=100, faults={**TIMED, "upload_interval_ms": 60})
     client = make_client(server)
     started = client.render_media_on_lambda(
-        params(force_duration_in_frames=50, frames_per_lambda=10)
+        params(force_duration_in_frames=250, frames_per_lambda=50)
     )
+    # 250 frames at 100 fps: chunks finish over ~2.5 s, a window no sampling gap of a loaded
+    # machine covers (with 50 frames, ~0.5 s, all five were once seen finishing at once).
     seen: list[tuple[int, int, int, object]] = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -244,13 +246,13 @@ def test_progress_json_is_rewritten_as_chunks_finish(make_server, make_client) -
     assert chunk_counts == sorted(chunk_counts)
     assert any(0 < count < 5 for count in chunk_counts), chunk_counts  # one after the other
     frames = [f for _, f, *_ in seen]
-    assert frames == sorted(frames) and any(0 < f < 50 for f in frames)
+    assert frames == sorted(frames) and any(0 < f < 250 for f in frames)
     assert seen[-1][2] == 5
     timings = body["timings"]
     assert [list(t) for t in timings] == [["chunk", "start", "rendered"]] * 5
-    # The spread: chunk 3 is fastest; chunk 0 takes the whole frame phase, 50 frames / 100 fps.
+    # The spread: chunk 3 is fastest; chunk 0 takes the whole frame phase, 250 frames / 100 fps.
     assert body["chunks"][0] == 3
-    assert {t["chunk"]: t["rendered"] - t["start"] for t in timings}[0] == 500
+    assert {t["chunk"]: t["rendered"] - t["start"] for t in timings}[0] == 2500
     assert list(body["postRenderData"]) == POST_RENDER_KEYS
     assert list(body["postRenderData"]["cost"]) == [
         "currency",
