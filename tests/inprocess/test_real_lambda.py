@@ -66,11 +66,11 @@ def test_a_render_throttled_inside_lambda_starts_again_then_fails_at_the_limit(
     assert restarted.out_name.endswith("-2.mp4")
     assert restarted.error_history[-1]["code"] == "lambda_throttled"
     assert "Rate Exceeded" in restarted.error_history[-1]["message"]
-    # The first attempt's permit was given back: the user paid for one start, not two.
     # Started again after THROTTLE_RESTART_BACKOFF_MS (100-200 ms), not the default 2.5-5 s.
     moved_at = time.monotonic()
     wait_until(lambda: get_render(rid).status == "rendering", timeout=20, what="restarted")
     assert time.monotonic() - moved_at < 2.0
+    # The first attempt's permit was given back: the user paid for one start, not two.
     assert get_limiter().quota("crowded").used == 1
 
     failed = _poll_until(stub_world, rid, lambda r: r.status == "failed", "failed at the limit")
