@@ -31,7 +31,7 @@ from remotion_lambda.webhook import validate_webhook_signature
 from shared import aws, renders, repository
 from shared.log import get_logger
 from shared.messages import producer_broker
-from shared.models import RenderStatus
+from shared.models import Render, RenderStatus
 from shared.pools import pool_named
 from shared.settings import get_settings
 from worker import outcomes
@@ -96,6 +96,30 @@ def _outcome(
     return None
 
 
+def _target(render_id: str) -> repository.PollTarget | None:
+    return next(iter(repository.poll_targets([render_id])), None)
+
+
+def _current(
+    render_id: str,
+) -> tuple[repository.PollTarget | None, repository.PollTarget | Render | None]:
+    """The render as a poll target if it is in flight (one read: the common path), and what
+    to match the webhook against (the target, or the whole row of a render not in flight).
+
+    A render that started between the two reads is a target by the second: read again,
+    or its webhook would be answered "nothing to do" and never applied."""
+    target = _target(render_id)
+    if target is not None:
+        return target, target
+    row = renders.get(render_id)
+    if row is not None and (
+        row.status == RenderStatus.RENDERING
+        or (row.status == RenderStatus.CANCELLED and row.stopped_at is None)
+    ):
+        target = _target(render_id)
+    return target, target if target is not None else row
+
+
 def receive(body: bytes, signature: str | None) -> Receipt:
     """Verify, match and apply one webhook; returns what to answer."""
     if not get_settings().webhooks_enabled:
@@ -110,34 +134,33 @@ def receive(body: bytes, signature: str | None) -> Receipt:
     if not isinstance(custom, dict) or not isinstance(custom.get("render_id"), str):
         return Receipt(400, "customData does not name a renderq render")
     render_id, attempt = custom["render_id"], custom.get("attempt")
-    row = renders.get(render_id)
-    if row is None:
+    target, current = _current(render_id)
+    if current is None:
         return Receipt(409, "no such render")
-    if row.lambda_render_id != parsed.get("renderId") or row.attempts != attempt:
+    if current.lambda_render_id != parsed.get("renderId") or current.attempts != attempt:
         log.warning(
             "webhook for another attempt ignored",
             render_id=render_id,
             webhook_attempt=attempt,
-            attempt=row.attempts,
+            attempt=current.attempts,
             lambda_render_id=parsed.get("renderId"),
         )
         return Receipt(409, "the webhook is not for the render's current attempt")
-    targets = repository.poll_targets([render_id])
-    if not targets:
-        return Receipt(200, f"nothing to do: the render is {row.status}")
-    if row.out_name is None or row.lambda_bucket is None:  # pragma: no cover - set when started
+    if target is None:
+        return Receipt(200, f"nothing to do: the render is {current.status}")
+    if target.out_name is None or target.lambda_bucket is None:  # pragma: no cover - set at start
         return Receipt(200, "nothing to do")
-    key = f"renders/{row.lambda_render_id}/{row.out_name}"
-    outcome = _outcome(parsed, row.lambda_bucket, key, row.lambda_pool)
+    key = f"renders/{target.lambda_render_id}/{target.out_name}"
+    outcome = _outcome(parsed, target.lambda_bucket, key, target.lambda_pool)
     if outcome is None:
         return Receipt(400, "the body is not a success, error or timeout webhook")
-    counts = outcomes.apply(producer_broker(), [(targets[0], outcome)], via="webhook")
+    counts = outcomes.apply(producer_broker(), [(target, outcome)], via="webhook")
     log.info(
         "remotion webhook applied",
         render_id=render_id,
-        user_id=row.user_id,
+        user_id=target.user_id,
         type=parsed.get("type"),
-        cancelled=row.status == RenderStatus.CANCELLED,
+        cancelled=target.status == RenderStatus.CANCELLED,
         **counts,
     )
     return Receipt(200, ",".join(sorted(counts)) or "nothing changed")

@@ -290,6 +290,8 @@ class PollTarget(NamedTuple):
     #: The last reading stored, and when (None: never polled): the pace of the last stretch.
     progress: float = 0.0
     last_polled_at: datetime | None = None
+    #: The output's name in the bucket (``renders/<lambda_render_id>/<out_name>``).
+    out_name: str | None = None
 
 
 _POLL_TARGETS = sa.select(
@@ -305,6 +307,7 @@ _POLL_TARGETS = sa.select(
     _c.lambda_pool,
     _c.progress,
     _c.last_polled_at,
+    _c.out_name,
 ).where(
     _c.id.in_(sa.bindparam("ids", expanding=True)),
     sa.or_(

@@ -101,8 +101,36 @@ def test_a_success_webhook_completes_the_render_once(
     assert done.output_url and done.output_url.endswith("/out.mp4")
     # Remotion retries, and has sent duplicates: the same body again changes nothing.
     again = _post(client, body, sign(body))
-    assert again.status_code == 200 and "nothing to do" in again.json()["detail"]
+    assert again.status_code == 200 and again.json()["detail"] == (
+        "nothing to do: the render is complete"
+    )
     assert get_render(rid).completed_at == done.completed_at
+    # An ended render is matched like one in flight: another attempt's webhook is refused.
+    stale = remotion_body("error", rid, attempt + 1, lambda_id)
+    assert _post(client, stale, sign(stale)).status_code == 409
+    unknown = remotion_body("success", "no-such-render", 1, lambda_id)
+    answer = _post(client, unknown, sign(unknown))
+    assert answer.status_code == 409 and answer.json()["detail"] == "no such render"
+
+
+def test_a_webhook_racing_the_start_commit_is_still_applied(
+    client: TestClient, stub_world: StubWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first read saw the render before the worker committed ``pending -> rendering``
+    (played here by hiding it from that read only); the second read finds it started."""
+    rid, attempt, lambda_id = _rendering(stub_world)
+    real = repository.poll_targets
+    reads: list[int] = []
+
+    def before_the_commit_once(ids: Any) -> Any:
+        reads.append(1)
+        return [] if len(reads) == 1 else real(ids)
+
+    monkeypatch.setattr(repository, "poll_targets", before_the_commit_once)
+    body = remotion_body("success", rid, attempt, lambda_id)
+    answer = _post(client, body, sign(body))
+    assert answer.status_code == 200, answer.text
+    assert get_render(rid).status == "complete" and len(reads) == 2
 
 
 def test_an_error_webhook_fails_the_render_with_remotions_message(
