@@ -98,30 +98,31 @@ def proc_pid(results: dict[str, object]) -> int:
     return pid
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(240)
 def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_path: Path) -> None:
     """Bare Dramatiq, the lifecycle on both databases and the floor (bare boto3 invokes and
     bare UPDATEs against the same emulator and database), twice, each lifecycle run paired
-    with a bare run of its own."""
+    with a bare run of its own; then the lifecycle through webhooks and its own floor."""
     out = tmp_path / "bench.json"
     pg_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL)
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "devtools.bench", "--quick", "--only", "lifecycle"),
+            *(sys.executable, "-m", "devtools.bench", "--quick"),
+            *("--only", "lifecycle,lifecycle_webhooks"),
             *("--runs", "2", "--out", str(out), "--postgres-url", pg_url),
         ],
         cwd=ROOT,
         env={**os.environ, "REDIS_URL": redis_url},
         capture_output=True,
         text=True,
-        timeout=190,
+        timeout=230,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "lifecycle / bare ratio (postgresql)" in proc.stdout
     assert "median of 2 runs" in proc.stdout
     assert "lifecycle / floor ratio (postgresql)" in proc.stdout
     results = json.loads(out.read_text())
-    assert set(results["sections"]) == {"bare", "lifecycle"}
+    assert set(results["sections"]) == {"bare", "lifecycle", "lifecycle_webhooks"}
     life = results["sections"]["lifecycle"]["figures"]
     assert results["sections"]["lifecycle"]["runs"] == 2
     assert len(results["sections"]["bare"]["figures"]["messages_per_s_each_run"]) == 2
@@ -137,6 +138,17 @@ def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_pat
     floor = life["postgresql"]["floor"]
     assert life["postgresql"]["ratio_to_floor"] == pytest.approx(
         life["postgresql"]["renders_per_s"] / floor["renders_per_s"], rel=0.01
+    )
+    # Through webhooks: every render ended by its webhook at the web process, none by a poll.
+    hooks = results["sections"]["lifecycle_webhooks"]["figures"]
+    assert hooks["complete"] == hooks["renders"] and hooks["failed"] == 0
+    assert hooks["emulator_webhooks"]["delivered"] == hooks["renders"]
+    assert hooks["emulator_status_calls"] == 0
+    assert hooks["web_cpu_ms_per_unit"] > 0
+    hook_floor = hooks["floor"]
+    assert hook_floor["bare_webhook_posts_per_s"] > 0 and hook_floor["bare_webhook_errors"] == 0
+    assert hooks["ratio_to_floor"] == pytest.approx(
+        hooks["renders_per_s"] / hook_floor["renders_per_s"], rel=0.01
     )
     assert floor["bare_invoke_errors"] == 0
     assert floor["bare_invoke_calls_per_s"] > 0 and floor["bare_update_commits_per_s"] > 0

@@ -13,11 +13,13 @@ Why it is built this way:
   own database (a SQLite file, or ``renderq_bench_<pid>_<n>`` on PostgreSQL, dropped afterwards);
   every process it starts is stopped, on Ctrl-C and SIGTERM too.
 
-Sections (``--only`` takes a comma-separated subset; ``lifecycle`` also runs ``bare`` because its
-figure is a ratio to it, ``memory`` runs ``lifecycle`` if nothing else started workers):
+Sections (``--only`` takes a comma-separated subset; ``lifecycle`` and ``lifecycle_webhooks``
+also run ``bare`` because their figures are ratios to it, ``memory`` runs ``lifecycle`` if
+nothing else started workers):
 
 ``bare``                bare Dramatiq drain rate (messages/s), no-op actor, same broker settings
 ``lifecycle``           renders/s from ``enqueue_renders`` to ``complete`` (SQLite, PostgreSQL)
+``lifecycle_webhooks``  the same on PostgreSQL, ends reported by webhooks to ``python -m web``
 ``start_latency``       enqueue -> Lambda ``start`` at the emulator, at a paced 100 renders/s
 ``completion_latency``  done at the emulator -> ``complete`` in the database, default interval
 ``poll_sweep``          one sweep over N renders in flight vs bare boto3 ``invoke`` calls/s
@@ -35,10 +37,12 @@ test: the smoke test only checks that it runs.
 Modules: ``__main__`` (the command line), ``config`` (section names, sizes), ``context``
 (``Bench``, the state the sections share), ``run`` (``Run``, one measurement's processes and
 environment), ``support`` (processes, environments, databases, statistics), ``helpers``
-(spawned helper processes: bare boto3 and bare psycopg ceilings, in-flight set-up), ``common``
+(spawned helper processes: bare boto3, psycopg and webhook ceilings, in-flight set-up),
+``bare_receiver`` (the ASGI app the bare webhook POSTs reach), ``common``
 (requests, database reads, table formatting), ``targets`` and ``report`` (the targets table,
 the printed tables and the JSON), ``noop`` (the no-op actor module of the bare workers), and
-one module per section: ``bare``, ``lifecycle`` (with its floor), ``latency`` (start and
+one module per section: ``bare``, ``lifecycle`` (with its floor), ``lifecycle_webhooks`` (with
+its own), ``latency`` (start and
 completion latency, one paced run), ``sweep``, ``enqueue``, ``throttle``, ``memory``,
 ``capacity``.
 

@@ -28,6 +28,7 @@ from devtools.bench import (
     enqueue,
     latency,
     lifecycle,
+    lifecycle_webhooks,
     memory,
     recovery,
     sweep,
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan: list[tuple[str, Callable[[Bench], None]]] = [
             ("bare", bare.bare),
             ("lifecycle", lifecycle.lifecycle),
+            ("lifecycle_webhooks", lifecycle_webhooks.lifecycle_webhooks),
         ]
         if "start_latency" in selected or "completion_latency" in selected:
             plan.append(("latency", latency.latency))
@@ -144,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for name, fn in plan:
             if name == "latency" or name in selected:
-                if name == "lifecycle" and "bare" in bench.errors:
+                if name.startswith("lifecycle") and "bare" in bench.errors:
                     bench.errors[name] = "skipped: the bare baseline failed"
                     continue
                 bench.run_section(name, fn)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 SECTIONS = (
     "bare",
     "lifecycle",
+    "lifecycle_webhooks",
     "start_latency",
     "completion_latency",
     "poll_sweep",
@@ -22,7 +23,7 @@ SECTIONS = (
     "capacity",
     "api",
 )
-REQUIRES = {"lifecycle": ("bare",), "memory": ("lifecycle",)}
+REQUIRES = {"lifecycle": ("bare",), "lifecycle_webhooks": ("bare",), "memory": ("lifecycle",)}
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 #: Limits that must not be what is measured: every render may start at once.

@@ -1,8 +1,9 @@
 """Spawned helper processes of ``python -m devtools.bench``: the bare baselines and set-up.
 
-The bare-boto3 ceiling (``invoke_worker``) and the bare-PostgreSQL ceiling (``update_worker``)
-that the lifecycle floor and the poll sweep are compared with, and ``start_inflight_worker``,
-which puts renders in flight quickly for the poll sweep. ``Helpers`` runs them in processes
+The bare-boto3 ceiling (``invoke_worker``), the bare-PostgreSQL ceiling (``update_worker``)
+and the bare-webhook ceiling (``post_worker``) that the lifecycle floors and the poll sweep are
+compared with, and ``start_inflight_worker``, which puts renders in flight quickly for the
+poll sweep. ``Helpers`` runs them in processes
 started with ``spawn`` and stops them on Ctrl-C or an error.
 
 Functions that run in ``spawn``-ed helper processes live at module level and import product
@@ -132,6 +133,63 @@ def update_worker(
     results.put((started, ended, len(render_ids), 0))
 
 
+def post_worker(
+    url: str, bodies: list[bytes], threads: int, ready: Any, go: Any, results: Any
+) -> None:
+    """One process of the bare-webhook ceiling: ``threads`` threads POSTing signed bodies,
+    each over a new connection as every Remotion function sends its one webhook (the
+    emulator's ``devtools.emulator.webhooks.post`` does the same)."""
+    import hashlib
+    import hmac
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    secret = b"bench-floor-secret"
+
+    def call(body: bytes) -> bool:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        try:
+            mac = hmac.new(secret, body, hashlib.sha512).hexdigest()
+            connection.request(
+                "POST",
+                parts.path,
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "X-Remotion-Mode": "production",
+                    "X-Remotion-Signature": f"sha512={mac}",
+                    "X-Remotion-Status": "200",
+                },
+            )
+            response = connection.getresponse()
+            response.read()
+            return 200 <= response.status < 300
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    call(bodies[0])
+    ready.put(os.getpid())
+    go.wait()
+    counter = itertools.count()
+    failures: list[int] = []
+
+    def loop() -> None:
+        while (i := next(counter)) < len(bodies):
+            if not call(bodies[i]):
+                failures.append(i)
+
+    started = time.time()
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    results.put((started, time.time(), len(bodies), len(failures)))
+
+
 def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> None:
     """Put pending renders in flight quickly, for the poll-sweep measurement: Lambda ``start``
     through renderq's own client (the real payload, with the render's deterministic
@@ -255,6 +313,16 @@ class Helpers:
             update_worker,
             [(database_url, render_ids[i::processes], threads) for i in range(processes)],
             "commits",
+        )
+
+    def bare_posts(
+        self, url: str, bodies: list[bytes], processes: int, threads: int
+    ) -> dict[str, Any]:
+        """Webhook POSTs/s of P processes x T threads, one new connection each."""
+        return self._timed(
+            post_worker,
+            [(url, bodies[i::processes], threads) for i in range(processes)],
+            "posts",
         )
 
     def _timed(self, target: Any, arg_lists: list[tuple[Any, ...]], unit: str) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class Run:
         #: The poll group, when the workers run as the Procfile's groups.
         self.poller: Any = None
         self.scheduler: Any = None
+        self.web: Any = None
         self.emulator_proc: Any = None
         self.env = {
             "REDIS_URL": bench.redis_url,
@@ -172,7 +173,7 @@ class Run:
         ``/healthz`` answers."""
         import urllib.request
 
-        web = self.stack.spawn("web", [sys.executable, "-m", "web"])
+        web = self.web = self.stack.spawn("web", [sys.executable, "-m", "web"])
         url = f"http://127.0.0.1:{self.env['WEB_PORT']}/healthz"
 
         def healthy() -> bool:
@@ -211,6 +212,7 @@ class Run:
         return {
             "worker": sum(self.stack.group_cpu(proc) for proc in self._groups()),
             "emulator": cpu_seconds([self.emulator_proc.pid]) if self.emulator_proc else 0.0,
+            "web": self.stack.group_cpu(self.web) if self.web is not None else 0.0,
             "machine": machine_cpu(),
         }
 
@@ -223,6 +225,7 @@ class Run:
             "emulator_cpu_ms_per_unit": round(
                 1000 * (after["emulator"] - before["emulator"]) / units, 3
             ),
+            "web_cpu_ms_per_unit": round(1000 * (after["web"] - before["web"]) / units, 3),
             "machine_busy_fraction": busy_fraction(before["machine"], after["machine"]),
         }
 
