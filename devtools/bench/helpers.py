@@ -3,8 +3,8 @@
 The bare-boto3 ceiling (``invoke_worker``), the bare-PostgreSQL ceiling (``update_worker``)
 and the bare-webhook ceiling (``post_worker``) that the lifecycle floors and the poll sweep are
 compared with, and ``start_inflight_worker``, which puts renders in flight quickly for the
-poll sweep. ``Helpers`` runs them in processes
-started with ``spawn`` and stops them on Ctrl-C or an error.
+poll sweep. ``Helpers`` runs them in processes started with ``spawn`` and stops them on Ctrl-C
+or an error.
 
 Functions that run in ``spawn``-ed helper processes live at module level and import product
 code lazily, so a child only pays for what it uses (this module imports nothing but the
