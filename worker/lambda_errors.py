@@ -44,11 +44,20 @@ class LambdaTransient(LambdaError):
 
     ``may_have_started`` is True when a ``start`` request may have reached the function and
     launched the render: retrying could start a duplicate, so the next attempt looks for it.
+    ``decided_within_s``, when known, is how long until a retry is certain to get an answer
+    (a search waiting for metadata that is due): backing off beyond it only delays the start.
     """
 
-    def __init__(self, message: str, *, may_have_started: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        may_have_started: bool = False,
+        decided_within_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.may_have_started = may_have_started
+        self.decided_within_s = decided_within_s
 
 
 class LambdaRejected(LambdaError):

@@ -50,6 +50,8 @@ from worker.permit import NO_PERMIT, StartPermit
 from worker.start_recovery import StartedRender
 
 log = get_logger(__name__)
+#: Added to a search's "decided within": the clock of S3's LastModified and ours may differ.
+_DECIDED_MARGIN_MS = 1_000
 
 
 class PoisonMessage(RenderqError):
@@ -271,6 +273,9 @@ def start_render(
             attempt=attempt,
         )
         delay = backoff_ms(attempt, base_ms=2_000, max_ms=300_000)
+        if exc.decided_within_s is not None:
+            # Past that moment the search has its answer: waiting longer only delays the start.
+            delay = min(delay, int(exc.decided_within_s * 1000) + _DECIDED_MARGIN_MS)
         raise Defer(delay, f"transient lambda error: {exc}", counter="start_errors") from exc
     except (LambdaRejected, LambdaConfigError) as exc:
         _give_back(claimed, token)

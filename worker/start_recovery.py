@@ -94,6 +94,7 @@ def _search_bucket(
         if parts[2] == "progress.json" and (since is None or obj["LastModified"] >= since):
             candidates.append((obj["LastModified"], obj["Key"], parts[1]))
     undecided = 0
+    longest_wait_s = 0.0
     now = datetime.now(UTC)
     for modified, key, render_id in sorted(candidates, reverse=True):
         body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -101,7 +102,10 @@ def _search_bucket(
         if metadata is None:
             # Filled in once launch validated the composition; until then this render could be
             # ours. (If validation failed it stays null: ignore it once it is old enough.)
-            undecided += (now - modified).total_seconds() < METADATA_GRACE_S
+            wait_s = METADATA_GRACE_S - (now - modified).total_seconds()
+            if wait_s > 0:
+                undecided += 1
+                longest_wait_s = max(longest_wait_s, wait_s)
             continue
         name = metadata.get("outName")
         if isinstance(name, dict):
@@ -112,5 +116,6 @@ def _search_bucket(
         raise LambdaTransient(
             f"{undecided} recent render(s) in {bucket} have no metadata yet",
             may_have_started=True,
+            decided_within_s=longest_wait_s,
         )
     return None
