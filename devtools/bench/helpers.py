@@ -40,6 +40,30 @@ def _lambda_config(threads: int) -> Any:
     )
 
 
+def _timed_threads(
+    call: Any, items: list[Any], threads: int, ready: Any, go: Any, results: Any
+) -> None:
+    """Report ready, wait for go, then ``threads`` threads ``call`` every item once; puts
+    (started, ended, count, failures) on ``results``."""
+    ready.put(os.getpid())
+    go.wait()
+    counter = itertools.count()
+    failures: list[int] = []
+
+    def loop() -> None:
+        while (i := next(counter)) < len(items):
+            if not call(items[i]):
+                failures.append(i)
+
+    started = time.time()
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    results.put((started, time.time(), len(items), len(failures)))
+
+
 def invoke_worker(
     function_name: str,
     payloads: list[str],
@@ -73,23 +97,7 @@ def invoke_worker(
         thread.start()
     for thread in warm:
         thread.join()
-    ready.put(os.getpid())
-    go.wait()
-    counter = itertools.count()
-    failures: list[int] = []
-
-    def loop() -> None:
-        while (i := next(counter)) < len(payloads):
-            if not call(payloads[i]):
-                failures.append(i)
-
-    started = time.time()
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    results.put((started, time.time(), len(payloads), len(failures)))
+    _timed_threads(call, payloads, threads, ready, go, results)
 
 
 def update_worker(
@@ -171,23 +179,7 @@ def post_worker(
             connection.close()
 
     call(bodies[0])
-    ready.put(os.getpid())
-    go.wait()
-    counter = itertools.count()
-    failures: list[int] = []
-
-    def loop() -> None:
-        while (i := next(counter)) < len(bodies):
-            if not call(bodies[i]):
-                failures.append(i)
-
-    started = time.time()
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    results.put((started, time.time(), len(bodies), len(failures)))
+    _timed_threads(call, bodies, threads, ready, go, results)
 
 
 def start_inflight_worker(render_ids: list[str], threads: int, results: Any) -> None:
