@@ -112,8 +112,11 @@ def shrink(pool: str, reason: str) -> None:
 
 def wake(grants: Sequence[Grant], broker: dramatiq.Broker | None = None) -> None:
     """Send a start message to each admitted render; room admitted for a render that moved on
-    meanwhile (cancelled while parked) is given back at once."""
+    meanwhile (cancelled while parked) is given back at once. The log line carries how long
+    the wake took (``wake_ms``): its timestamp is when the messages went out, the budget's
+    decision was that much earlier (reading rows and recording the timeline under load)."""
     while grants:
+        decided = time.monotonic()
         rows = {r.id: r for r in renders.get_many([g.render_id for g in grants])}
         pool_of = {g.render_id: g.pool for g in grants}
         live = [rows[g.render_id] for g in grants if g.render_id in rows]
@@ -130,6 +133,10 @@ def wake(grants: Sequence[Grant], broker: dramatiq.Broker | None = None) -> None
                 target.enqueue(message)
         if pending:
             timeline.record([(r.id, "admitted", {"pool": pool_of.get(r.id)}) for r in pending])
-            log.info("admitted parked renders", render_ids=[r.id for r in pending])
+            log.info(
+                "admitted parked renders",
+                render_ids=[r.id for r in pending],
+                wake_ms=round((time.monotonic() - decided) * 1000, 1),
+            )
         moved_on = [g.render_id for g in grants if g.render_id not in {r.id for r in pending}]
         grants = get_budget().release_many(moved_on) if moved_on else []
