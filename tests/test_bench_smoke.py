@@ -128,7 +128,10 @@ def test_quick_lifecycle_reports_the_ratio_and_its_floor(redis_url: str, tmp_pat
     assert len(results["sections"]["bare"]["figures"]["messages_per_s_each_run"]) == 2
     for kind in ("sqlite", "postgresql"):
         assert life[kind]["failed"] == 0 and life[kind]["renders_per_s"] > 0
+        # The warm-up's renders went first and are counted apart from the timed ones.
         assert life[kind]["emulator_starts_total"] == life[kind]["renders"]
+        assert life[kind]["warm_up"]["renders"] == 20
+        assert life[kind]["warm_up"]["worker_cpu_ms_per_render"] > 0
         ratios = life[kind]["ratio_each_run"]
         assert len(ratios) == 2 and life[kind]["ratio_to_bare"] in ratios
     assert life["sqlite"]["ratio_to_bare"] == min(life["sqlite"]["ratio_each_run"])

@@ -40,6 +40,8 @@ class Sizes:
     bare_messages: int = 20_000
     lifecycle_renders: int = 2_000
     lifecycle_poll_interval_s: float = 0.2
+    #: Renders through fresh workers before each lifecycle run is timed (``Run.warm_up``).
+    lifecycle_warmup: int = 200
     latency_rate: float = 100.0
     latency_seconds: float = 15.0
     latency_warmup_s: float = 1.0
@@ -65,6 +67,7 @@ class Sizes:
 QUICK = Sizes(
     bare_messages=1_000,
     lifecycle_renders=100,
+    lifecycle_warmup=20,
     latency_rate=50.0,
     latency_seconds=2.0,
     latency_warmup_s=0.5,

@@ -76,6 +76,8 @@ def lifecycle(bench: Bench) -> None:
             "frames": 30,
             "POLL_INTERVAL": interval,
             **UNLIMITED,
+            "warm_up": f"{bench.sizes.lifecycle_warmup} renders through the fresh workers "
+            "first, not timed (Run.warm_up)",
             "timing": "first enqueue_renders call -> last completed_at",
             "runs": f"{runs}; each run re-measures bare Dramatiq first and its floor after; "
             "the figures are those of the run with the median ratio (to the floor on "
@@ -88,7 +90,9 @@ def lifecycle(bench: Bench) -> None:
             f"lifecycle ({kind})",
             fmt_rate(fig["renders_per_s"], "renders/s"),
             f"{fig['renders']:,} renders, POLL_INTERVAL={interval:g}s, "
-            f"failed={fig['failed']}; " + cpu_note(fig, "render"),
+            f"failed={fig['failed']}; " + cpu_note(fig, "render") + "; after "
+            f"{fig['warm_up']['renders']} warm-up renders "
+            f"({fig['warm_up']['worker_cpu_ms_per_render']:.2f} ms/render)",
         )
     for kind, fig in figures.items():
         ratios = fig["ratio_each_run"]
@@ -138,20 +142,22 @@ def _lifecycle_one(bench: Bench, kind: str) -> dict[str, Any]:
         )
         run.start_workers()
         run.start_scheduler()
+        warm = run.warm_up(bench.sizes.lifecycle_warmup, f"life-{kind}", kind)
         requests = [make_request(i, tag=f"life-{kind}") for i in range(n)]
+        stats_before = run.emulator_stats()
         cpu_before = run.cpu_snapshot()
         t0 = time.time()
         for part in chunks(requests, 500):
             enqueue_renders(part)
         enqueued_s = time.time() - t0
         wait_for(
-            lambda: terminal_count() >= n,
+            lambda: terminal_count() >= warm["renders"] + n,
             timeout=120 + n / 5,
             interval=0.2,
             what=f"{n} renders to finish ({kind})",
         )
         cpu_after = run.cpu_snapshot()
-        rows = fetch_rows()
+        rows = [r for r in fetch_rows() if r["id"] not in warm["ids"]]
         stats = run.emulator_stats()
         run.record_rss()
         # Measured in the same run right after, on the same machine state: the ratio to it is
@@ -170,9 +176,10 @@ def _lifecycle_one(bench: Bench, kind: str) -> dict[str, Any]:
         "bare_msgs_per_s": round(bench.bare_rate, 1),
         "failed": len(failed),
         "failed_codes": sorted({str(r["error_code"]) for r in failed}),
-        "emulator_starts_total": stats.get("starts_total"),
-        "emulator_status_calls": stats.get("status_calls"),
+        "emulator_starts_total": stats["starts_total"] - stats_before["starts_total"],
+        "emulator_status_calls": stats["status_calls"] - stats_before["status_calls"],
         **run.cpu_figures(cpu_before, cpu_after, n),
+        "warm_up": {k: v for k, v in warm.items() if k != "ids"},
         **(
             {"floor": floor, "ratio_to_floor": round(rate / floor["renders_per_s"], 4)}
             if floor
