@@ -40,7 +40,7 @@ class Sizes:
     bare_messages: int = 20_000
     lifecycle_renders: int = 2_000
     lifecycle_poll_interval_s: float = 0.2
-    #: Renders through fresh workers before each lifecycle run is timed (``Run.warm_up``).
+    #: Renders through fresh workers before each lifecycle run is timed (``devtools.bench.bulk``).
     lifecycle_warmup: int = 200
     latency_rate: float = 100.0
     latency_seconds: float = 15.0

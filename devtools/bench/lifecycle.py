@@ -11,22 +11,14 @@ with the median ratio (``_median_run``).
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 from devtools.bench.bare import measure_bare
-from devtools.bench.common import (
-    chunks,
-    cpu_note,
-    fetch_rows,
-    fmt_rate,
-    make_request,
-    terminal_count,
-)
+from devtools.bench.bulk import BATCH, time_bulk
+from devtools.bench.common import cpu_note, fmt_rate
 from devtools.bench.config import UNLIMITED
 from devtools.bench.context import Bench
 from devtools.bench.run import Run
-from devtools.devstack import wait_for
 
 
 def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,13 +65,13 @@ def lifecycle(bench: Bench) -> None:
         "settings": {
             **bench.worker_settings(),
             "renders": bench.sizes.lifecycle_renders,
-            "enqueue": "enqueue_renders in batches of 500, 20 users",
+            "enqueue": f"enqueue_renders in batches of {BATCH}, 20 users",
             "emulator_speed_fps": 1e6,
             "frames": 30,
             "POLL_INTERVAL": interval,
             **UNLIMITED,
             "warm_up": f"{bench.sizes.lifecycle_warmup} renders through the fresh workers "
-            "first, not timed (Run.warm_up)",
+            "first, not timed (devtools.bench.bulk)",
             "timing": "first enqueue_renders call -> last completed_at",
             "runs": f"{runs}; each run re-measures bare Dramatiq first and its floor after; "
             "the figures are those of the run with the median ratio (to the floor on "
@@ -127,8 +119,6 @@ def lifecycle(bench: Bench) -> None:
 
 
 def _lifecycle_one(bench: Bench, kind: str) -> dict[str, Any]:
-    from shared.producer import enqueue_renders
-
     n = bench.sizes.lifecycle_renders
     settings = {**UNLIMITED, "POLL_INTERVAL_S": str(bench.sizes.lifecycle_poll_interval_s)}
     with contextlib.ExitStack() as stack:
@@ -144,44 +134,26 @@ def _lifecycle_one(bench: Bench, kind: str) -> dict[str, Any]:
         )
         run.start_workers()
         run.start_scheduler()
-        warm = run.warm_up(bench.sizes.lifecycle_warmup, f"life-{kind}", kind)
-        requests = [make_request(i, tag=f"life-{kind}") for i in range(n)]
-        stats_before = run.emulator_stats()
-        cpu_before = run.cpu_snapshot()
-        t0 = time.time()
-        for part in chunks(requests, 500):
-            enqueue_renders(part)
-        enqueued_s = time.time() - t0
-        wait_for(
-            lambda: terminal_count() >= warm["renders"] + n,
-            timeout=120 + n / 5,
-            interval=0.2,
-            what=f"{n} renders to finish ({kind})",
-        )
-        cpu_after = run.cpu_snapshot()
-        rows = [r for r in fetch_rows() if r["id"] not in warm["ids"]]
-        stats = run.emulator_stats()
+        bulk = time_bulk(run, n, warmup=bench.sizes.lifecycle_warmup, tag=f"life-{kind}", what=kind)
         run.record_rss()
         # Measured in the same run right after, on the same machine state: the ratio to it is
         # what the performance issue's target is set against.
-        floor = _lifecycle_floor(bench, db_url, rows) if kind == "postgresql" else None
-    ends = [r["completed_at"] for r in rows if r["completed_at"] is not None]
-    seconds = max(ends) - t0
-    rate = n / seconds
-    failed = [r for r in rows if r["status"] == "failed"]
+        floor = _lifecycle_floor(bench, db_url, bulk.rows) if kind == "postgresql" else None
+    rate = bulk.renders_per_s
+    failed = [r for r in bulk.rows if r["status"] == "failed"]
     return {
         "renders": n,
         "renders_per_s": round(rate, 1),
-        "seconds": round(seconds, 3),
-        "enqueue_seconds": round(enqueued_s, 3),
+        "seconds": round(bulk.seconds, 3),
+        "enqueue_seconds": round(bulk.enqueue_seconds, 3),
         "ratio_to_bare": round(rate / bench.bare_rate, 4),
         "bare_msgs_per_s": round(bench.bare_rate, 1),
         "failed": len(failed),
         "failed_codes": sorted({str(r["error_code"]) for r in failed}),
-        "emulator_starts_total": stats["starts_total"] - stats_before["starts_total"],
-        "emulator_status_calls": stats["status_calls"] - stats_before["status_calls"],
-        **run.cpu_figures(cpu_before, cpu_after, n),
-        "warm_up": {k: v for k, v in warm.items() if k != "ids"},
+        "emulator_starts_total": bulk.emulator_delta("starts_total"),
+        "emulator_status_calls": bulk.emulator_delta("status_calls"),
+        **bulk.cpu,
+        "warm_up": bulk.warm_up,
         **(
             {"floor": floor, "ratio_to_floor": round(rate / floor["renders_per_s"], 4)}
             if floor

@@ -20,17 +20,10 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import time
 from typing import Any
 
-from devtools.bench.common import (
-    chunks,
-    cpu_note,
-    fetch_rows,
-    fmt_rate,
-    make_request,
-    terminal_count,
-)
+from devtools.bench.bulk import time_bulk
+from devtools.bench.common import cpu_note, fmt_rate
 from devtools.bench.config import UNLIMITED
 from devtools.bench.context import Bench
 from devtools.bench.run import Run
@@ -56,8 +49,6 @@ def _settings(bench: Bench) -> dict[str, str]:
 
 
 def lifecycle_webhooks(bench: Bench) -> None:
-    from shared.producer import enqueue_renders
-
     kind = bench.main_kind()
     n = bench.sizes.lifecycle_renders
     with contextlib.ExitStack() as stack:
@@ -74,39 +65,22 @@ def lifecycle_webhooks(bench: Bench) -> None:
         run.start_web()
         run.start_workers()
         run.start_scheduler()
-        warm = run.warm_up(bench.sizes.lifecycle_warmup, "life-wh", "webhooks")
-        requests = [make_request(i, tag="life-wh") for i in range(n)]
-        stats_before = run.emulator_stats()
-        cpu_before = run.cpu_snapshot()
-        t0 = time.time()
-        for part in chunks(requests, 500):
-            enqueue_renders(part)
-        wait_for(
-            lambda: terminal_count() >= warm["renders"] + n,
-            timeout=120 + n / 5,
-            interval=0.2,
-            what=f"{n} renders to finish through webhooks",
+        bulk = time_bulk(
+            run, n, warmup=bench.sizes.lifecycle_warmup, tag="life-wh", what="webhooks"
         )
-        cpu_after = run.cpu_snapshot()
-        rows = [r for r in fetch_rows() if r["id"] not in warm["ids"]]
-        stats = run.emulator_stats()
-        floor = _floor(bench, run, db_url, rows) if kind == "postgresql" else None
-    ends = [r["completed_at"] for r in rows if r["completed_at"] is not None]
-    rate = n / (max(ends) - t0)
-    cpu = run.cpu_figures(cpu_before, cpu_after, n)
+        floor = _floor(bench, run, db_url, bulk.rows) if kind == "postgresql" else None
+    rate, rows, cpu = bulk.renders_per_s, bulk.rows, bulk.cpu
     figures: dict[str, Any] = {
         "renders": n,
         "renders_per_s": round(rate, 1),
-        "seconds": round(max(ends) - t0, 3),
+        "seconds": round(bulk.seconds, 3),
         "complete": sum(1 for r in rows if r["status"] == "complete"),
         "failed": sum(1 for r in rows if r["status"] == "failed"),
-        "emulator_status_calls": stats["status_calls"] - stats_before["status_calls"],
-        "emulator_webhooks": {
-            k: v - stats_before["webhooks"].get(k, 0) for k, v in stats["webhooks"].items()
-        },
+        "emulator_status_calls": bulk.emulator_delta("status_calls"),
+        "emulator_webhooks": bulk.emulator_delta("webhooks"),
         "ratio_to_bare": round(rate / bench.bare_rate, 4),
         **cpu,
-        "warm_up": {k: v for k, v in warm.items() if k != "ids"},
+        "warm_up": bulk.warm_up,
         "worker_and_web_cpu_ms_per_unit": round(
             cpu["worker_cpu_ms_per_unit"] + cpu["web_cpu_ms_per_unit"], 3
         ),
@@ -125,7 +99,7 @@ def lifecycle_webhooks(bench: Bench) -> None:
             "SAFETY_POLL_INTERVAL_S": 60,
             **UNLIMITED,
             "warm_up": f"{bench.sizes.lifecycle_warmup} renders through the fresh workers "
-            "and web process first, not timed (Run.warm_up)",
+            "and web process first, not timed (devtools.bench.bulk)",
             "timing": "first enqueue_renders call -> last completed_at",
         },
         "figures": figures,

@@ -229,36 +229,6 @@ class Run:
             "machine_busy_fraction": busy_fraction(before["machine"], after["machine"]),
         }
 
-    def warm_up(self, count: int, tag: str, what: str) -> dict[str, Any]:
-        """Put ``count`` renders through the fresh workers before a timed part starts, and
-        return their ids and what each cost.
-
-        A new worker process pays once what a long-running one has long paid: SQLAlchemy's
-        first compile of each statement, its PostgreSQL and Redis connections, botocore's
-        first request, each user's plan read. The floor's bare parts are warm too (their
-        connections opened first), so the timed renders are measured warm; the warm-up's own
-        CPU per render is reported beside them.
-        """
-        from devtools.bench.common import make_request, terminal_count
-        from shared.producer import enqueue_renders
-
-        before = self.cpu_snapshot()
-        stored = enqueue_renders([make_request(i, tag=f"warm-{tag}") for i in range(count)])
-        wait_for(
-            lambda: terminal_count() >= count,
-            timeout=60 + count / 5,
-            interval=0.05,
-            what=f"{count} warm-up renders ({what})",
-        )
-        after = self.cpu_snapshot()
-        return {
-            "ids": {r.id for r in stored},
-            "renders": count,
-            "worker_cpu_ms_per_render": round(
-                1000 * (after["worker"] - before["worker"]) / count, 3
-            ),
-        }
-
     def emulator_stats(self) -> dict[str, Any]:
         assert self.emulator_url is not None
         stats: dict[str, Any] = emulator_call(self.emulator_url, "/_emulator/stats")
