@@ -31,6 +31,9 @@ def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     chosen["ratio_each_run"] = [r["ratio_to_bare"] for r in results]
     chosen["worker_cpu_ms_each_run"] = [r.get("worker_cpu_ms_per_unit") for r in results]
     chosen["machine_busy_each_run"] = [r.get("machine_busy_fraction") for r in results]
+    chosen["context_switches_each_run"] = [
+        r.get("machine_context_switches_per_unit") for r in results
+    ]
     if key == "ratio_to_floor":
         chosen["ratio_to_floor_each_run"] = [r["ratio_to_floor"] for r in results]
     return chosen

@@ -21,6 +21,7 @@ from devtools.bench.support import (
     busy_fraction,
     cpu_seconds,
     emulator_call,
+    machine_context_switches,
     machine_cpu,
     product_env,
 )
@@ -214,6 +215,7 @@ class Run:
             "emulator": cpu_seconds([self.emulator_proc.pid]) if self.emulator_proc else 0.0,
             "web": self.stack.group_cpu(self.web) if self.web is not None else 0.0,
             "machine": machine_cpu(),
+            "context_switches": machine_context_switches(),
         }
 
     @staticmethod
@@ -227,6 +229,9 @@ class Run:
             ),
             "web_cpu_ms_per_unit": round(1000 * (after["web"] - before["web"]) / units, 3),
             "machine_busy_fraction": busy_fraction(before["machine"], after["machine"]),
+            "machine_context_switches_per_unit": round(
+                (after["context_switches"] - before["context_switches"]) / units, 1
+            ),
         }
 
     def emulator_stats(self) -> dict[str, Any]:

@@ -165,6 +165,16 @@ def machine_cpu() -> tuple[float, float]:
     return total - idle, total
 
 
+def machine_context_switches() -> int:
+    """Context switches of the whole machine so far (``ctxt`` in /proc/stat): per render, they
+    say how much a run's processes handed the two cores back and forth."""
+    with open("/proc/stat") as handle:
+        for line in handle:
+            if line.startswith("ctxt "):
+                return int(line.split()[1])
+    return 0
+
+
 def busy_fraction(before: tuple[float, float], after: tuple[float, float]) -> float:
     total = after[1] - before[1]
     return round((after[0] - before[0]) / total, 3) if total > 0 else math.nan
