@@ -147,7 +147,8 @@ def _admissions(workers: WorkerGroup) -> list[tuple[str, list[str]]]:
     """(decision time, render ids) of every wake-up, in the order the budget decided them.
 
     The line is logged once the messages are out; ``wake_ms`` earlier is when the budget's
-    script returned (under a loaded CI machine the gap reached 50 ms and more)."""
+    script returned (reading rows, sending and the timeline's INSERT can take more than the
+    50 ms of grace on a loaded CI machine)."""
     found = []
     for process in workers.processes:
         for line in process.json_logs():
