@@ -1,11 +1,11 @@
 """Section ``lifecycle``: renders/s from ``enqueue_renders`` to ``complete``, and its floor.
 
 Run on SQLite and PostgreSQL with nothing else limiting (an emulator that finishes renders at
-once, rate limit and budget out of the way, a short POLL_INTERVAL), and reported as a ratio to
-the bare-Dramatiq rate of the same run (``devtools.bench.bare``). On PostgreSQL the first run
-also measures the floor: the parts a render cannot do without, each measured alone, which
-bounds the lifecycle rate from above. ``--runs N`` repeats bare + lifecycle and keeps the run
-with the median ratio (``_median_run``).
+once, rate limit and budget out of the way, a short POLL_INTERVAL), through warm workers
+(``devtools.bench.bulk``), and reported as a ratio to the bare-Dramatiq rate of the same run
+(``devtools.bench.bare``). On PostgreSQL each run also measures the floor: the parts a render
+cannot do without, each measured alone, which bounds the lifecycle rate from above. ``--runs
+N`` repeats bare + lifecycle and keeps the run with the median ratio (``_median_run``).
 """
 
 from __future__ import annotations
