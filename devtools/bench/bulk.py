@@ -1,11 +1,11 @@
 """Renders enqueued in bulk through a warm worker group, timed: the shape both lifecycle
 sections share (``lifecycle``, ``lifecycle_webhooks``).
 
-A new worker process pays once what a long-running one has long paid: SQLAlchemy's first
-compile of each statement, its PostgreSQL and Redis connections, botocore's first request,
-each user's plan read. The floor's bare parts are warm too (their connections opened first),
-so ``time_bulk`` first puts ``warmup`` renders through the fresh workers, untimed, and reports
-their CPU per render beside the timed ones.
+A fresh worker group's first renders cost two to four times the CPU of later ones (measured,
+cause not pinned down: its one-off costs such as the first compiles and connections are a few
+ms). Production workers are long-lived and the floor's bare parts are warm too (their
+connections opened first), so ``time_bulk`` first puts ``warmup`` renders through the fresh
+workers, untimed, and reports their CPU per render beside the timed ones.
 """
 
 from __future__ import annotations

@@ -20,6 +20,13 @@ from devtools.bench.config import UNLIMITED
 from devtools.bench.context import Bench
 from devtools.bench.run import Run
 
+#: Figures kept for every run beside the median one's (name in the results: figure of a run).
+_EACH_RUN = {
+    "worker_cpu_ms_each_run": "worker_cpu_ms_per_unit",
+    "machine_busy_each_run": "machine_busy_fraction",
+    "context_switches_each_run": "machine_context_switches_per_unit",
+}
+
 
 def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median ratio (the lower middle one for an even count), with every
@@ -29,11 +36,8 @@ def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(results, key=lambda r: r[key])
     chosen = dict(ordered[(len(ordered) - 1) // 2])
     chosen["ratio_each_run"] = [r["ratio_to_bare"] for r in results]
-    chosen["worker_cpu_ms_each_run"] = [r.get("worker_cpu_ms_per_unit") for r in results]
-    chosen["machine_busy_each_run"] = [r.get("machine_busy_fraction") for r in results]
-    chosen["context_switches_each_run"] = [
-        r.get("machine_context_switches_per_unit") for r in results
-    ]
+    for each, figure in _EACH_RUN.items():
+        chosen[each] = [r.get(figure) for r in results]
     if key == "ratio_to_floor":
         chosen["ratio_to_floor_each_run"] = [r["ratio_to_floor"] for r in results]
     return chosen
