@@ -51,6 +51,8 @@ class _Paced:
         self.produced_s = 0.0
         self.first_starts: list[float] = []
         self.worker_cpu_ms_per_render = 0.0
+        self.emulator_cpu_ms_per_render = 0.0
+        self.progress_calls_per_render = 0.0
         self.machine_busy_while_paced = 0.0
 
     def start_figures(self, n: int) -> dict[str, object]:
@@ -60,9 +62,12 @@ class _Paced:
             "renders": n,
             "not_started": self.missing,
             "producer_call_p50_ms": round(percentile(self.producer_ms, 50) * 1000, 3),
-            # What this workload costs (start, 1-3 polls, a poll at the predicted end) against
+            # What this workload costs (start, 3-4 polls, one of them at the predicted end) against
             # the lifecycle's one poll per render, and how busy the machine was while paced.
             "worker_cpu_ms_per_render": self.worker_cpu_ms_per_render,
+            # The emulator runs on the same cores (AWS's, in production).
+            "emulator_cpu_ms_per_render": self.emulator_cpu_ms_per_render,
+            "progress_calls_per_render": self.progress_calls_per_render,
             "machine_busy_while_paced": self.machine_busy_while_paced,
             # Below the arrival rate, a backlog builds and latency grows with the run's length.
             "starts_per_s": round((len(starts) - 1) / (starts[-1] - starts[0]), 1)
@@ -71,7 +76,8 @@ class _Paced:
         }
 
 
-# Render lengths spread over 1-5 s (60-300 frames at 60 fps), so that renders finish at every
+# Render lengths spread over 1-5 s of frames (60-300 at 60 fps; 4-8 s from start to done with
+# the emulated launch and combine, so ~3.8 progress calls each), so that renders finish at every
 # point of their poll period, as real ones do; equal lengths would all finish at the same point
 # and make the figure depend on that coincidence.
 _SPEED, _POLL_INTERVAL_S = 60.0, 2.0
@@ -137,11 +143,12 @@ def _paced_run(bench: Bench, kind: str, rate: float, n_warm: int, n: int, *, spl
         cpu_done = run.cpu_snapshot()
         rows = {r["id"]: r for r in fetch_rows()}
         stats = run.emulator_stats()
+        out.progress_calls_per_render = round(stats["status_calls"] / len(requests), 2)
         run.record_rss()
     out.requests = len(requests)
-    out.worker_cpu_ms_per_render = Run.cpu_figures(cpu_begin, cpu_done, len(requests))[
-        "worker_cpu_ms_per_unit"
-    ]
+    cpu = Run.cpu_figures(cpu_begin, cpu_done, len(requests))
+    out.worker_cpu_ms_per_render = cpu["worker_cpu_ms_per_unit"]
+    out.emulator_cpu_ms_per_render = cpu["emulator_cpu_ms_per_unit"]
     out.machine_busy_while_paced = busy_fraction(cpu_begin["machine"], cpu_paced["machine"])
     starts = stats.get("start_times_by_out_name", {})
     # When the emulated launch wrote postRenderData (its overheads and combine included).
@@ -240,7 +247,9 @@ def latency(bench: Bench) -> None:
         f"{start_fig['p50_ms']:.1f} / {start_fig['p95_ms']:.1f} / {start_fig['p99_ms']:.1f} ms",
         f"{kind}, paced {rate:g}/s for {seconds:g}s ({n:,} renders), achieved "
         f"{common['achieved_rate_per_s']:g}/s; starts ran at {start_fig['starts_per_s']}/s; "
-        f"worker CPU {start_fig['worker_cpu_ms_per_render']:.2f} ms/render, machine busy "
+        f"worker CPU {start_fig['worker_cpu_ms_per_render']:.2f} ms/render (emulator "
+        f"{start_fig['emulator_cpu_ms_per_render']:.2f}; "
+        f"{start_fig['progress_calls_per_render']:.2f} progress calls), machine busy "
         f"{start_fig['machine_busy_while_paced']:.0%} while paced",
     )
     grouped = start_fig["procfile_groups"]
