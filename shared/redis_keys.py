@@ -125,6 +125,11 @@ class RedisKeys:
     def workers(self) -> str:
         return self._key("workers")
 
+    def doorbell(self, queue: str) -> str:
+        """List of wake-up tokens of a queue (``shared.doorbell``); ``queue`` may be a
+        delayed queue's name."""
+        return self._key("doorbell", queue)
+
     def console_login_failures(self, name: str, minute: int) -> str:
         """Failed console logins for one operator name in one minute (expires with it)."""
         return self._key("console", "login-failures", str(minute), name)
@@ -188,6 +193,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     (r"poll:last-sweep", "renderq", "the last finished sweep"),
     (r"poll:next-due", "renderq", "when the next sweep can have renders to poll"),
     (r"workers", "renderq", "worker heartbeats"),
+    (r"doorbell:{queue}(?:\.DQ)?", "renderq", "wake-up tokens for a queue's idle consumers"),
     (r"console:login-failures:\d+:.+", "renderq", "failed console logins of a name, a minute"),
     (r"failpoint:[a-z_.]+", "tests", "which process fired a failpoint"),
 )

@@ -273,6 +273,10 @@ class Settings(BaseSettings):
     #: and CPU nearly nothing; the first message after a lull waits up to this long.
     queue_quiet_poll_ms: int = 1_000
     queue_quiet_after_s: float = 0.5
+    #: Producers ring a queue's doorbell with every enqueue and idle consumers wait on it
+    #: (``shared.doorbell``), so a message is fetched when it arrives rather than when the
+    #: consumer's pause ends; the pauses above stay the longest wait. Off: Dramatiq's polling.
+    queue_doorbell: bool = True
     start_queue: str = "renders"
     #: Start messages of renders the Lambda budget admitted (woken from the line). Their own
     #: queue, consumed by the same workers as ``START_QUEUE``: room is held for them, so they

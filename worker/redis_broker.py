@@ -13,7 +13,10 @@
    second; capped at 100 ms instead, an idle deployment polls Redis hundreds of times a second
    (six consumers per process, each fetch a Lua call of three commands). So the cap follows
    the queue: ``QUEUE_IDLE_POLL_MS`` while it had a message in the last
-   ``QUEUE_QUIET_AFTER_S``, ``QUEUE_QUIET_POLL_MS`` once it has been quiet longer.
+   ``QUEUE_QUIET_AFTER_S``, ``QUEUE_QUIET_POLL_MS`` once it has been quiet longer. With
+   ``QUEUE_DOORBELL`` (the default) a consumer whose fetch came back empty spends that time
+   waiting on the queue's doorbell (``shared.doorbell``) instead of sleeping, and fetches
+   again as soon as a producer rings.
 3. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
    fields, raises in the consumer, which then restarts and (with 1.) would fetch it again
    forever. Here it is logged and moved to the dead-letter queue, and consumption goes on.
@@ -28,19 +31,23 @@ from typing import Any
 
 import redis
 from dramatiq.broker import Consumer, MessageProxy
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
+from shared import doorbell
 from shared.log import get_logger
+from shared.messages import RingingRedisBroker
 from shared.redis_keys import RedisKeys
 from shared.settings import get_settings
 
 log = get_logger(__name__)
 
 _CHUNK = 500
+#: Empty fetches a consumer answers with Dramatiq's short sleeps before it waits on the doorbell.
+_MISSES_BEFORE_BELL = 2
 
 
-class RecoveringRedisBroker(RedisBroker):
+class RecoveringRedisBroker(RingingRedisBroker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._consumed: set[str] = set()
@@ -113,14 +120,36 @@ class _SafeConsumer(_RedisConsumer):
         self._quiet_ms = max(self._busy_ms, settings.queue_quiet_poll_ms)
         self._quiet_after_s = settings.queue_quiet_after_s
         self._last_message = time.monotonic()
+        self._doorbell = settings.queue_doorbell
 
     def __next__(self) -> MessageProxy | None:
         quiet = time.monotonic() - self._last_message > self._quiet_after_s
-        self.timeout = self._quiet_ms if quiet else self._busy_ms
+        wait_ms = self._quiet_ms if quiet else self._busy_ms
+        # On the doorbell once Dramatiq's own first pauses (5-10 and 10-20 ms) found nothing:
+        # Redis ends a blocking wait that no ring ends only at its next timer tick (every
+        # 100 ms at the default ``hz`` 10), too coarse for them, and after them the consumer
+        # also handles its acks and due delayed messages soon after a message. Only when this
+        # call asks Redis (nothing cached, room to prefetch): otherwise the wait is for worker
+        # threads to finish, which no doorbell announces.
+        bell = (
+            self._doorbell
+            and self.misses >= _MISSES_BEFORE_BELL
+            and not self.message_cache
+            and self.outstanding_message_count < self.prefetch
+        )
+        # Dramatiq sleeps after an empty fetch for up to ``timeout``: not at all when the wait
+        # happens on the doorbell instead.
+        self.timeout = 0 if bell else wait_ms
         message = self._next_valid()
         if message is not None:
             self._last_message = time.monotonic()
-        return message
+            return message
+        if bell:
+            try:
+                doorbell.wait(self.broker.client, self.broker.keys, self.queue_name, wait_ms)
+            except redis.ConnectionError as exc:
+                raise ConnectionClosed(exc) from None
+        return None
 
     def _next_valid(self) -> MessageProxy | None:
         while True:
