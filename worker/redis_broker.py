@@ -14,9 +14,9 @@
    (six consumers per process, each fetch a Lua call of three commands). So the cap follows
    the queue: ``QUEUE_IDLE_POLL_MS`` while it had a message in the last
    ``QUEUE_QUIET_AFTER_S``, ``QUEUE_QUIET_POLL_MS`` once it has been quiet longer. With
-   ``QUEUE_DOORBELL`` (the default) a consumer whose fetch came back empty spends that time
-   waiting on the queue's doorbell (``shared.doorbell``) instead of sleeping, and fetches
-   again as soon as a producer rings.
+   ``QUEUE_DOORBELL`` (the default) a consumer whose fetches came back empty twice spends
+   that time waiting on the queue's doorbell (``shared.doorbell``) instead of sleeping, and
+   fetches again as soon as a producer rings.
 3. **Undecodable messages.** A message that is not valid JSON, or whose envelope has unknown
    fields, raises in the consumer, which then restarts and (with 1.) would fetch it again
    forever. Here it is logged and moved to the dead-letter queue, and consumption goes on.
