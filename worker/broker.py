@@ -24,6 +24,7 @@ from shared.settings import Settings, get_settings
 from worker import failpoints
 from worker.malloc_arenas import limit_arenas
 from worker.metrics import RenderqPrometheus
+from worker.middleware.frozen_heap import FrozenStartupHeap
 from worker.middleware.heartbeat import WorkerHeartbeat
 from worker.middleware.log_context import LogContext
 from worker.middleware.rate_limit import UserRateLimit
@@ -37,6 +38,8 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         LogContext(),
         # Before anything consumes: a worker that cannot render refuses to start.
         Preflight(),
+        # After Preflight has built the Lambda client, before the worker's threads start.
+        FrozenStartupHeap(),
         AgeLimit(),
         TimeLimit(time_limit=settings.actor_time_limit_ms),
         ShutdownNotifications(),
