@@ -52,13 +52,19 @@ class StubWorld:
 
 @pytest.fixture
 def stub_world(
-    env: dict[str, str], use_db: Callable[[str], str], sqlite_url: str
+    env: dict[str, str],
+    use_db: Callable[[str], str],
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[StubWorld]:
     """A StubBroker with renderq's middleware, the real actors bound to it, and a worker.
 
     The actors module is imported here (not at collection time) so that it picks up this
-    test's settings; its own Redis broker is left alone and restored afterwards.
+    test's settings; its own Redis broker is left alone and restored afterwards. The heap
+    freeze is off: it is for the whole process, and this one is pytest's
+    (``tests/test_frozen_heap.py`` boots it in a process of its own).
     """
+    monkeypatch.setenv("WORKER_GC_FREEZE", "false")
     use_db(sqlite_url)
     from worker import actors
     from worker.broker import build_middleware
