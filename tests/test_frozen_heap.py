@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ _PROGRAM = textwrap.dedent(
 )
 
 
-def _boot(env: dict[str, str], freeze: str) -> dict[str, object]:
+def _boot(env: dict[str, str], freeze: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", _PROGRAM],
         capture_output=True,
@@ -62,7 +63,8 @@ def _boot(env: dict[str, str], freeze: str) -> dict[str, object]:
         cwd=ROOT,
         env={**env, "WORKER_GC_FREEZE": freeze, "DATABASE_URL": "sqlite:///:memory:"},
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
 
 
 @pytest.fixture
