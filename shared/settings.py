@@ -288,10 +288,10 @@ class Settings(BaseSettings):
     #: glibc malloc arenas per worker process (worker/malloc_arenas.py); 0 keeps glibc's
     #: default of eight per core, which grows RSS with the thread count.
     worker_malloc_arenas: int = Field(default=2, ge=0)
-    #: Freeze each worker process's start-up objects out of the cyclic garbage collector's
-    #: sight before it consumes (worker/middleware/frozen_heap.py): a full collection then
-    #: skips them instead of stopping every thread for 100-350 ms.
-    worker_gc_freeze: bool = True
+    #: Freeze each worker and web process's start-up objects out of the cyclic garbage
+    #: collector's sight before it serves (shared/frozen_heap.py): a full collection then
+    #: skips them instead of stopping every thread of the process for 100-350 ms.
+    gc_freeze_at_start: bool = True
 
     #: Testing only: comma-separated failpoint names (worker/failpoints.py) that kill the
     #: first worker process reaching them. Never set in production.

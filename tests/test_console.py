@@ -43,7 +43,9 @@ def db(use_db: Callable[[str], str], database_url: str) -> str:
 
 
 @pytest.fixture
-def client(db: str) -> Iterator[TestClient]:
+def client(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("GC_FREEZE_AT_START", "false")  # it would freeze pytest's own heap
+    reset_caches()
     operators.create("ada", PASSWORD)
     with TestClient(create_app(), follow_redirects=False) as test_client:
         yield test_client

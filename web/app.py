@@ -9,7 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from shared import aws
+from shared.frozen_heap import freeze_start_up_heap
 from shared.log import configure_logging, get_logger
+from shared.pools import PoolConfigError, configured_pools
 from shared.settings import get_settings
 from web import api, console, health, remotion_webhooks
 
@@ -36,6 +39,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging()
+    if get_settings().gc_freeze_at_start:
+        # The S3 clients that webhooks (the output's size) and download links use.
+        try:
+            pools = configured_pools()
+        except PoolConfigError:
+            pools = ()  # reported where a pool is used; nothing to build here
+        for pool in pools:
+            aws.s3_client(pool.region, pool.endpoint_url)
+        log.debug("start-up heap frozen", objects=freeze_start_up_heap())
     log.info("web process started")
     yield
     log.info("web process stopped")

@@ -54,8 +54,12 @@ def render_rows() -> int:
 
 @pytest.fixture
 def api(
-    env: dict[str, str], use_db: Callable[[str], str], database_url: str
+    env: dict[str, str],
+    use_db: Callable[[str], str],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestClient]:
+    monkeypatch.setenv("GC_FREEZE_AT_START", "false")  # it would freeze pytest's own heap
     use_db(database_url)
     from web.app import create_app
 

@@ -64,7 +64,7 @@ def stub_world(
     freeze is off: it is for the whole process, and this one is pytest's
     (``tests/test_frozen_heap.py`` boots it in a process of its own).
     """
-    monkeypatch.setenv("WORKER_GC_FREEZE", "false")
+    monkeypatch.setenv("GC_FREEZE_AT_START", "false")
     use_db(sqlite_url)
     from worker import actors
     from worker.broker import build_middleware
