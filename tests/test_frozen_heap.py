@@ -75,8 +75,8 @@ _WEB_PROGRAM = textwrap.dedent(
 )
 
 
-def _boot(env: dict[str, str], freeze: str, program: str = _PROGRAM) -> dict[str, Any]:
-    done = subprocess.run(
+def _run(env: dict[str, str], freeze: str, program: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", program],
         capture_output=True,
         text=True,
@@ -85,6 +85,10 @@ def _boot(env: dict[str, str], freeze: str, program: str = _PROGRAM) -> dict[str
         cwd=ROOT,
         env={**env, "GC_FREEZE_AT_START": freeze, "DATABASE_URL": "sqlite:///:memory:"},
     )
+
+
+def _boot(env: dict[str, str], freeze: str, program: str = _PROGRAM) -> dict[str, Any]:
+    done = _run(env, freeze, program)
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
 
@@ -104,6 +108,18 @@ def test_boot_freezes_the_heap_with_the_clients_built(child_env: dict[str, str])
     assert report["tracked_after"] < report["tracked_before"] // 10
     # Garbage made afterwards is collected as before: 1,000 two-object cycles.
     assert report["collected"] >= 2_000
+
+
+def test_a_client_that_cannot_be_built_does_not_stop_the_boot(
+    child_env: dict[str, str],
+) -> None:
+    # botocore refuses the region when the client is built: the worker still boots and
+    # freezes, and the first message that needs the client reports the error as before.
+    done = _run({**child_env, "REMOTION_AWS_REGION": "not a region!"}, "true", _PROGRAM)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["clients"] == []
+    assert report["frozen"] > 50_000
+    assert "could not build a pool's Lambda client" in done.stdout + done.stderr
 
 
 def test_the_setting_turns_it_off(child_env: dict[str, str]) -> None:

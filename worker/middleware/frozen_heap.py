@@ -27,8 +27,11 @@ def warm_clients() -> None:
     except PoolConfigError:
         pools = ()  # Preflight reports a bad pool configuration; nothing to build here
     for pool in pools:
-        get_lambda(pool.name)
-        aws.lambda_client(pool.region, pool.endpoint_url)
+        try:
+            get_lambda(pool.name)
+            aws.lambda_client(pool.region, pool.endpoint_url)
+        except Exception as exc:  # the first message that needs the client reports it
+            log.warning("could not build a pool's Lambda client", pool=pool.name, error=str(exc))
 
 
 class FrozenStartupHeap(Middleware):
