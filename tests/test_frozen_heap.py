@@ -136,6 +136,15 @@ def test_web_process_freezes_its_heap_with_the_s3_clients_built(child_env: dict[
     assert report["alive"] in (200, 503)  # it serves after the freeze
 
 
+def test_web_process_starts_when_a_client_cannot_be_built(child_env: dict[str, str]) -> None:
+    done = _run({**child_env, "REMOTION_AWS_REGION": "not a region!"}, "true", _WEB_PROGRAM)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["clients"] == []
+    assert report["frozen"] > 50_000
+    assert report["alive"] in (200, 503)
+    assert "could not build a pool's S3 client" in done.stdout + done.stderr
+
+
 def test_web_process_without_the_freeze(child_env: dict[str, str]) -> None:
     report = _boot(child_env, "false", _WEB_PROGRAM)
     assert report["frozen"] == 0

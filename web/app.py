@@ -46,7 +46,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         except PoolConfigError:
             pools = ()  # reported where a pool is used; nothing to build here
         for pool in pools:
-            aws.s3_client(pool.region, pool.endpoint_url)
+            try:
+                aws.s3_client(pool.region, pool.endpoint_url)
+            except Exception as exc:  # the first request that needs the client reports it
+                log.warning("could not build a pool's S3 client", pool=pool.name, error=str(exc))
         log.debug("start-up heap frozen", objects=freeze_start_up_heap())
     log.info("web process started")
     yield
