@@ -20,10 +20,30 @@ middleware, the web process's lifespan.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from sqlalchemy.orm import configure_mappers
 
+from shared.log import get_logger
+from shared.pools import Pool, PoolConfigError, configured_pools
 from shared.settings import get_settings
+
+log = get_logger(__name__)
+
+
+def build_for_pools(what: str, build: Callable[[Pool], object]) -> None:
+    """Build ``what`` (a client) for each configured pool before the freeze. A pool whose
+    client cannot be built, or a pool configuration that cannot be read, is logged and
+    skipped: the first request that needs the client reports the error as it always did."""
+    try:
+        pools = configured_pools()
+    except PoolConfigError:
+        return  # reported where a pool is used (the worker's Preflight, a request)
+    for pool in pools:
+        try:
+            build(pool)
+        except Exception as exc:
+            log.warning(f"could not build a pool's {what} client", pool=pool.name, error=str(exc))
 
 
 def freeze_start_up_heap() -> int | None:

@@ -10,9 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shared import aws
-from shared.frozen_heap import freeze_start_up_heap
+from shared.frozen_heap import build_for_pools, freeze_start_up_heap
 from shared.log import configure_logging, get_logger
-from shared.pools import PoolConfigError, configured_pools
 from shared.settings import get_settings
 from web import api, console, health, remotion_webhooks
 
@@ -41,15 +40,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging()
     if get_settings().gc_freeze_at_start:
         # The S3 clients that webhooks (the output's size) and download links use.
-        try:
-            pools = configured_pools()
-        except PoolConfigError:
-            pools = ()  # reported where a pool is used; nothing to build here
-        for pool in pools:
-            try:
-                aws.s3_client(pool.region, pool.endpoint_url)
-            except Exception as exc:  # the first request that needs the client reports it
-                log.warning("could not build a pool's S3 client", pool=pool.name, error=str(exc))
+        build_for_pools("S3", lambda pool: aws.s3_client(pool.region, pool.endpoint_url))
         log.debug("start-up heap frozen", objects=freeze_start_up_heap())
     log.info("web process started")
     yield

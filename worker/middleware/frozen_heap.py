@@ -12,26 +12,22 @@ from __future__ import annotations
 from dramatiq import Broker, Middleware, Worker
 
 from shared import aws
-from shared.frozen_heap import freeze_start_up_heap
+from shared.frozen_heap import build_for_pools, freeze_start_up_heap
 from shared.log import get_logger
-from shared.pools import PoolConfigError, configured_pools
+from shared.pools import Pool
 from shared.settings import get_settings
 from worker.lambda_client import get_lambda
 
 log = get_logger(__name__)
 
 
+def _build_lambda(pool: Pool) -> None:
+    get_lambda(pool.name)
+    aws.lambda_client(pool.region, pool.endpoint_url)
+
+
 def warm_clients() -> None:
-    try:
-        pools = configured_pools()
-    except PoolConfigError:
-        pools = ()  # Preflight reports a bad pool configuration; nothing to build here
-    for pool in pools:
-        try:
-            get_lambda(pool.name)
-            aws.lambda_client(pool.region, pool.endpoint_url)
-        except Exception as exc:  # the first message that needs the client reports it
-            log.warning("could not build a pool's Lambda client", pool=pool.name, error=str(exc))
+    build_for_pools("Lambda", _build_lambda)
 
 
 class FrozenStartupHeap(Middleware):
