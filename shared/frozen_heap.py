@@ -31,10 +31,10 @@ from shared.settings import get_settings
 log = get_logger(__name__)
 
 
-def build_for_pools(what: str, build: Callable[[Pool], object]) -> None:
-    """Build ``what`` (a client) for each configured pool before the freeze. A pool whose
-    client cannot be built, or a pool configuration that cannot be read, is logged and
-    skipped: the first request that needs the client reports the error as it always did."""
+def _build_for_pools(client: str, build: Callable[[Pool], object]) -> None:
+    """Build ``client`` for each configured pool. A pool whose client cannot be built, or a
+    pool configuration that cannot be read, is logged and skipped: the first request that
+    needs the client reports the error as it always did."""
     try:
         pools = configured_pools()
     except PoolConfigError:
@@ -43,16 +43,19 @@ def build_for_pools(what: str, build: Callable[[Pool], object]) -> None:
         try:
             build(pool)
         except Exception as exc:
-            log.warning(f"could not build a pool's {what} client", pool=pool.name, error=str(exc))
+            log.warning(f"could not build a pool's {client} client", pool=pool.name, error=str(exc))
 
 
-def freeze_start_up_heap() -> int | None:
-    """Configure SQLAlchemy's mappers (done on the first query otherwise), collect, then
-    freeze every object tracked now; returns how many are frozen, or None when
-    ``GC_FREEZE_AT_START`` is off."""
+def freeze_start_up_heap(client: str, build: Callable[[Pool], object]) -> int | None:
+    """Unless ``GC_FREEZE_AT_START`` is off (then None): build each pool's ``client`` with
+    ``build``, configure SQLAlchemy's mappers (done on the first query otherwise), collect,
+    then freeze every object tracked now; returns how many are frozen."""
     if not get_settings().gc_freeze_at_start:
         return None
+    _build_for_pools(client, build)
     configure_mappers()
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
+    frozen = gc.get_freeze_count()
+    log.debug("start-up heap frozen", objects=frozen)
+    return frozen

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shared import aws
-from shared.frozen_heap import build_for_pools, freeze_start_up_heap
+from shared.frozen_heap import freeze_start_up_heap
 from shared.log import configure_logging, get_logger
 from shared.settings import get_settings
 from web import api, console, health, remotion_webhooks
@@ -38,10 +38,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging()
-    if get_settings().gc_freeze_at_start:
-        # The S3 clients that webhooks (the output's size) and download links use.
-        build_for_pools("S3", lambda pool: aws.s3_client(pool.region, pool.endpoint_url))
-        log.debug("start-up heap frozen", objects=freeze_start_up_heap())
+    # With the S3 clients that webhooks (the output's size) and download links use.
+    freeze_start_up_heap("S3", lambda pool: aws.s3_client(pool.region, pool.endpoint_url))
     log.info("web process started")
     yield
     log.info("web process stopped")

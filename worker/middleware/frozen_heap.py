@@ -12,13 +12,9 @@ from __future__ import annotations
 from dramatiq import Broker, Middleware, Worker
 
 from shared import aws
-from shared.frozen_heap import build_for_pools, freeze_start_up_heap
-from shared.log import get_logger
+from shared.frozen_heap import freeze_start_up_heap
 from shared.pools import Pool
-from shared.settings import get_settings
 from worker.lambda_client import get_lambda
-
-log = get_logger(__name__)
 
 
 def _build_lambda(pool: Pool) -> None:
@@ -26,15 +22,8 @@ def _build_lambda(pool: Pool) -> None:
     aws.lambda_client(pool.region, pool.endpoint_url)
 
 
-def warm_clients() -> None:
-    build_for_pools("Lambda", _build_lambda)
-
-
 class FrozenStartupHeap(Middleware):
     """Runs before the worker's threads start: process boot (``Preflight``) is over."""
 
     def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
-        if not get_settings().gc_freeze_at_start:
-            return
-        warm_clients()
-        log.debug("start-up heap frozen", objects=freeze_start_up_heap())
+        freeze_start_up_heap("Lambda", _build_lambda)
