@@ -14,6 +14,7 @@ from typing import Any
 
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
+from redis.exceptions import NoScriptError
 
 from shared import doorbell
 from shared.per_process import PerProcess
@@ -92,18 +93,15 @@ class RingingRedisBroker(RedisBroker):
         if not self.rings:
             self._dispatch("enqueue")(queue_name, redis_id, encoded)
             return
-        pipe = self.client.pipeline(transaction=False)
-        _dispatch_enqueue(
+        call = _enqueue_args(
             self,
-            pipe,
             queue_name,
             redis_id,
             encoded,
             int(time.time() * 1000),
             self._should_do_maintenance("enqueue"),
         )
-        doorbell.ring(pipe, self.keys, [queue_name])
-        pipe.execute()
+        _run_enqueues(self, [call], [queue_name])
 
 
 def make_broker(
@@ -153,42 +151,75 @@ def enqueue_many(broker: RedisBroker, messages: Sequence[Message[Any]]) -> None:
     if len(messages) == 1:
         broker.enqueue(messages[0])
         return
-    pipe = broker.client.pipeline(transaction=False)
     now = int(time.time() * 1000)
+    calls = []
     for message in messages:
         broker.declare_queue(message.queue_name)
         redis_id = str(uuid.uuid4())
         encoded = message.copy(options={"redis_message_id": redis_id}).encode()
-        _dispatch_enqueue(broker, pipe, message.queue_name, redis_id, encoded, now, 0)
-    if isinstance(broker, RingingRedisBroker) and broker.rings:
-        doorbell.ring(pipe, broker.keys, [m.queue_name for m in messages])
-    pipe.execute()
+        calls.append(_enqueue_args(broker, message.queue_name, redis_id, encoded, now, 0))
+    ringing = isinstance(broker, RingingRedisBroker) and broker.rings
+    _run_enqueues(broker, calls, [m.queue_name for m in messages] if ringing else [])
 
 
-def _dispatch_enqueue(
+def _enqueue_args(
     broker: RedisBroker,
-    pipe: Any,
     queue_name: str,
     redis_id: str,
     encoded: bytes,
     now_ms: int,
     maintenance: int,
-) -> None:
-    """Dramatiq's dispatch script's ``enqueue`` on ``pipe``, with the arguments
-    ``RedisBroker._dispatch`` passes (``dramatiq/brokers/redis.py``)."""
-    broker.scripts["dispatch"](
-        keys=[broker.namespace],
-        args=[
-            "enqueue",
-            now_ms,
-            queue_name,
-            broker.broker_id,
-            broker.heartbeat_timeout,
-            broker.dead_message_ttl,
-            maintenance,
-            broker._max_unpack_size(),
-            redis_id,
-            encoded,
-        ],
-        client=pipe,
+) -> tuple[Any, ...]:
+    """The keys and arguments of Dramatiq's dispatch script's ``enqueue``, as
+    ``RedisBroker._dispatch`` passes them (``dramatiq/brokers/redis.py``)."""
+    return (
+        broker.namespace,
+        "enqueue",
+        now_ms,
+        queue_name,
+        broker.broker_id,
+        broker.heartbeat_timeout,
+        broker.dead_message_ttl,
+        maintenance,
+        broker._max_unpack_size(),
+        redis_id,
+        encoded,
     )
+
+
+def _run_enqueues(broker: RedisBroker, calls: list[tuple[Any, ...]], rings: list[str]) -> None:
+    """Run the dispatch script once per call and ring the bells of ``rings``, in one round trip.
+
+    ``EVALSHA`` straight on the pipeline rather than through the broker's redis-py ``Script``:
+    a ``Script`` run on a pipeline makes every ``execute`` ask ``SCRIPT EXISTS`` first, a round
+    trip of its own on every enqueue. The script is loaded when Redis does not know it (a
+    restarted or flushed Redis) and only the calls that failed for that reason run again: the
+    others stored their message, and a second ring only wakes a consumer that finds nothing.
+    """
+    script = broker.scripts["dispatch"]
+    pending = calls
+    for attempt in range(2):
+        pipe = broker.client.pipeline(transaction=False)
+        for call in pending:
+            pipe.evalsha(script.sha, 1, *call)
+        if rings and isinstance(broker, RingingRedisBroker):
+            doorbell.ring(pipe, broker.keys, rings)
+        results = pipe.execute(raise_on_error=False)
+        unknown = [
+            c for c, r in zip(pending, results, strict=False) if isinstance(r, NoScriptError)
+        ]
+        failed = [
+            r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)
+        ]
+        if failed:
+            raise failed[0]
+        if not unknown:
+            return
+        if attempt == 0:
+            script.sha = broker.client.script_load(script.script)
+            pending = unknown
+    raise NoScriptError("Redis does not keep Dramatiq's dispatch script after SCRIPT LOAD")
+
+
+def _unknown_script(result: object) -> bool:
+    return isinstance(result, NoScriptError)
