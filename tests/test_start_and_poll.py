@@ -14,6 +14,8 @@ from sqlmodel import col
 from shared import renders
 from shared.models import Render
 from shared.producer import message_payload
+from shared.redis_client import get_redis
+from shared.redis_keys import keys
 from shared.render_request import RenderRequest
 from shared.repository import insert_pending
 from shared.settings import get_settings
@@ -313,6 +315,12 @@ def test_sweeps_never_pile_up_and_record_their_duration(sqlite_db, emulator):
     assert record is not None
     assert record["slot"] == 1000 and record["renders"] == 1 and record["polled"] == 1
     assert record["outcomes"] == {"in_progress": 1} and record["duration_s"] >= 0
+    # The sweep's own hash keeps its end, for whoever reads it after the next sweep.
+    raw: dict[bytes, bytes] = get_redis().hgetall(keys().poll_sweep(1000))  # type: ignore[assignment]  # redis-py types sync and async results as one union
+    own = {k.decode(): v.decode() for k, v in raw.items()}
+    assert float(own["duration_s"]) == record["duration_s"]
+    assert float(own["finished_at"]) == pytest.approx(record["finished_at"])
+    assert own["renders"] == "1" and own["done"] == own["batches"] == "1"
     _age(rid, get_settings().poll_interval_s)
     assert poller.start_sweep(1002) == [[rid]]  # finished: the next tick sweeps again
 

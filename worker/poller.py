@@ -205,7 +205,14 @@ def _record_last_sweep(
         "polled": polled,
         "outcomes": outcomes,
     }
-    get_redis().set(keys().last_sweep(), json.dumps(record))
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.set(keys().last_sweep(), json.dumps(record))
+    if renders:
+        # The sweep's own hash keeps its end too: the next sweep soon replaces the last one.
+        pipe.hset(
+            keys().poll_sweep(slot), mapping={"finished_at": finished, "duration_s": duration}
+        )
+    pipe.execute()
     metrics.sweep(duration, polled)
     if renders:
         log.info("poll sweep finished", **record)
