@@ -219,7 +219,3 @@ def _run_enqueues(broker: RedisBroker, calls: list[tuple[Any, ...]], rings: list
             script.sha = broker.client.script_load(script.script)
             pending = unknown
     raise NoScriptError("Redis does not keep Dramatiq's dispatch script after SCRIPT LOAD")
-
-
-def _unknown_script(result: object) -> bool:
-    return isinstance(result, NoScriptError)
