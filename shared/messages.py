@@ -158,8 +158,7 @@ def enqueue_many(broker: RedisBroker, messages: Sequence[Message[Any]]) -> None:
         redis_id = str(uuid.uuid4())
         encoded = message.copy(options={"redis_message_id": redis_id}).encode()
         calls.append(_enqueue_args(broker, message.queue_name, redis_id, encoded, now, 0))
-    ringing = isinstance(broker, RingingRedisBroker) and broker.rings
-    _run_enqueues(broker, calls, [m.queue_name for m in messages] if ringing else [])
+    _run_enqueues(broker, calls, [m.queue_name for m in messages])
 
 
 def _enqueue_args(
@@ -187,8 +186,9 @@ def _enqueue_args(
     )
 
 
-def _run_enqueues(broker: RedisBroker, calls: list[tuple[Any, ...]], rings: list[str]) -> None:
-    """Run the dispatch script once per call and ring the bells of ``rings``, in one round trip.
+def _run_enqueues(broker: RedisBroker, calls: list[tuple[Any, ...]], queues: list[str]) -> None:
+    """Run the dispatch script once per call, and ring the doorbell of each of ``queues`` when
+    the broker rings, in one round trip.
 
     ``EVALSHA`` straight on the pipeline rather than through the broker's redis-py ``Script``:
     a ``Script`` run on a pipeline makes every ``execute`` ask ``SCRIPT EXISTS`` first, a round
@@ -197,25 +197,25 @@ def _run_enqueues(broker: RedisBroker, calls: list[tuple[Any, ...]], rings: list
     others stored their message, and a second ring only wakes a consumer that finds nothing.
     """
     script = broker.scripts["dispatch"]
-    pending = calls
-    for attempt in range(2):
-        pipe = broker.client.pipeline(transaction=False)
-        for call in pending:
-            pipe.evalsha(script.sha, 1, *call)
-        if rings and isinstance(broker, RingingRedisBroker):
-            doorbell.ring(pipe, broker.keys, rings)
-        results = pipe.execute(raise_on_error=False)
-        unknown = [
-            c for c, r in zip(pending, results, strict=False) if isinstance(r, NoScriptError)
-        ]
-        failed = [
-            r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)
-        ]
-        if failed:
-            raise failed[0]
-        if not unknown:
-            return
-        if attempt == 0:
-            script.sha = broker.client.script_load(script.script)
-            pending = unknown
-    raise NoScriptError("Redis does not keep Dramatiq's dispatch script after SCRIPT LOAD")
+    unknown = _pipelined(broker, script.sha, calls, queues)
+    if unknown:
+        script.sha = broker.client.script_load(script.script)
+        if _pipelined(broker, script.sha, unknown, queues):
+            raise NoScriptError("Redis does not keep Dramatiq's dispatch script after SCRIPT LOAD")
+
+
+def _pipelined(
+    broker: RedisBroker, sha: str, calls: list[tuple[Any, ...]], queues: list[str]
+) -> list[tuple[Any, ...]]:
+    """One pipeline of the calls and the rings; returns the calls Redis had no script for
+    and raises any other error."""
+    pipe = broker.client.pipeline(transaction=False)
+    for call in calls:
+        pipe.evalsha(sha, 1, *call)
+    if isinstance(broker, RingingRedisBroker) and broker.rings:
+        doorbell.ring(pipe, broker.keys, queues)
+    results = pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+            raise result
+    return [c for c, r in zip(calls, results, strict=False) if isinstance(r, NoScriptError)]

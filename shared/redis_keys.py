@@ -116,6 +116,10 @@ class RedisKeys:
     def poll_sweep(self, slot: int) -> str:
         return self._key("poll", "sweep", str(slot))
 
+    def poll_sweeps(self) -> str:
+        """SCAN pattern of every sweep's hash (``poll_sweep``)."""
+        return self._key("poll", "sweep", "*")
+
     def poll_next_due(self) -> str:
         return self._key("poll", "next-due")
 

@@ -164,7 +164,7 @@ def _sweeps() -> list[dict[str, Any]]:
 
     client = get_redis()
     found = []
-    for key in client.scan_iter(match=keys().poll_sweep(0)[:-1] + "*", count=1000):
+    for key in client.scan_iter(match=keys().poll_sweeps(), count=1000):
         raw: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]  # redis-py types sync and async results as one union
         fields = {k.decode(): v.decode() for k, v in raw.items()}
         if "planned_at" in fields and "renders" in fields:
