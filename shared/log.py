@@ -1,10 +1,12 @@
 """structlog configuration: JSON lines for machines, readable lines on a terminal.
 
-Every process (worker, scheduler, producer scripts) calls ``configure_logging()`` once. The
-stdlib root logger is routed through the same processors so Dramatiq's and botocore's own
-messages come out as JSON too. Secrets never reach a handler: ``redact_secrets`` masks values
-under secret-looking keys, anything that looks like an AWS key, and the configured credentials
-themselves, including inside rendered tracebacks (which are rendered without local variables).
+Every process (worker, scheduler, producer scripts) calls ``configure_logging()`` once.
+renderq's own lines take structlog's native path (a filtering bound logger writing the rendered
+line); the stdlib root logger is routed through the same processors, so Dramatiq's and
+botocore's own messages come out as the same JSON lines. Secrets never reach the output:
+``redact_secrets`` masks values under secret-looking keys, anything that looks like an AWS key,
+and the configured credentials themselves, including inside rendered tracebacks (which are
+rendered without local variables).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import select
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -101,31 +104,76 @@ class _DropSkippedMessageWarnings(logging.Filter):
         )
 
 
-class _LineHandler(logging.StreamHandler[TextIO]):
-    """Each line in one ``write``, and under the dramatiq CLI, past its relay.
+class _LineOutput:
+    """Where this process's log lines go: each line in one ``write``, and under the dramatiq
+    CLI, past its relay.
 
     A dramatiq worker process's ``sys.stderr`` is a pipe to the master process, which receives
     every line, decodes it, writes and flushes it again: about half of what a log line costs.
     A line of up to ``PIPE_BUF`` bytes goes instead straight to the process's own stderr (file
     descriptor 2, inherited from the master), where one ``write`` of that size is atomic, so
     lines of several processes never interleave; a longer one (a traceback) takes the relay,
-    which serializes it. ``direct_fd`` is None outside the dramatiq CLI.
+    which serializes it. ``direct_fd`` is None outside the dramatiq CLI. renderq's own lines
+    (``_LineWriter``) and the stdlib's (``_LineHandler``) share one output and its lock.
     """
 
     def __init__(self, stream: TextIO, direct_fd: int | None) -> None:
-        super().__init__(stream)
-        self._direct_fd = direct_fd
+        self.stream = stream
+        self.direct_fd = direct_fd
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        line += "\n"
+        if self.direct_fd is not None:
+            data = line.encode("utf-8", errors="replace")
+            if len(data) <= select.PIPE_BUF:
+                os.write(self.direct_fd, data)
+                return
+        with self._lock:
+            self.stream.write(line)
+            self.stream.flush()
+
+
+class _LineWriter:
+    """structlog's logger for renderq's own lines: the rendered line goes straight to the
+    output, without the stdlib's ``LogRecord`` (made twice: ``ProcessorFormatter`` copies it),
+    caller lookup, handler lock and formatter, which were half of what a line cost."""
+
+    __slots__ = ("_output", "name")
+
+    def __init__(self, output: _LineOutput, name: str) -> None:
+        self._output = output
+        #: ``structlog.stdlib.add_logger_name`` reads it: the same ``logger`` key as before.
+        self.name = name
+
+    def msg(self, line: str) -> None:
+        self._output.write(line)
+
+    debug = info = warning = warn = error = critical = fatal = exception = log = msg
+
+
+#: The process's one output (``configure_logging`` points it at the current ``sys.stderr``).
+_OUTPUT = _LineOutput(sys.stderr, None)
+
+
+class _LineHandler(logging.StreamHandler[TextIO]):
+    """The stdlib's records (Dramatiq, botocore, uvicorn) to the same output, one line each."""
+
+    def __init__(self, output: _LineOutput) -> None:
+        self.output = output
+        super().__init__(output.stream)
+
+    @property  # StreamHandler's plain attribute, kept on the output
+    def stream(self) -> TextIO:
+        return self.output.stream
+
+    @stream.setter
+    def stream(self, stream: TextIO) -> None:
+        self.output.stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + "\n"
-            if self._direct_fd is not None:
-                data = line.encode("utf-8", errors="replace")
-                if len(data) <= select.PIPE_BUF:
-                    os.write(self._direct_fd, data)
-                    return
-            self.stream.write(line)
-            self.flush()
+            self.output.write(self.format(record))
         except RecursionError:
             raise
         except Exception:
@@ -186,14 +234,19 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             redact_secrets,
         ]
 
+    # Reset, not replaced: loggers structlog cached before a reconfiguration write to it too.
+    output = _OUTPUT
+    output.stream, output.direct_fd = sys.stderr, None if console else _dramatiq_relay_bypass()
+    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     structlog.configure(
         processors=[
             *shared_processors,
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *exception_processors,
+            renderer,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=functools.partial(_LineWriter, output),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -204,12 +257,12 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
             renderer,
         ],
     )
-    handler = _LineHandler(sys.stderr, None if console else _dramatiq_relay_bypass())
+    handler = _LineHandler(output)
     handler.setFormatter(formatter)
     handler.addFilter(_DropSkippedMessageWarnings())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(level)
     for noisy in ("botocore", "boto3", "urllib3", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for old, new in renamed_in_environment():
@@ -218,5 +271,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         )
 
 
-def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """renderq's logger for the module ``name`` (its lines' ``logger`` key)."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -11,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +25,19 @@ if TYPE_CHECKING:
     from shared.render_request import RenderRequest
 
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def captured_log() -> Iterator[io.StringIO]:
+    """The log lines this process writes meanwhile, renderq's own and the stdlib's (one output
+    behind the root handler, ``shared.log``), for a test to read."""
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler), "configure_logging() has not run"
+    before, handler.stream = handler.stream, io.StringIO()
+    try:
+        yield handler.stream
+    finally:
+        handler.stream = before
 
 
 def wait_until(

@@ -26,7 +26,7 @@ from shared.redis_client import get_redis
 from shared.redis_keys import keys
 from shared.settings import get_settings
 from tests.conftest import ROOT
-from tests.support import make_request
+from tests.support import captured_log, make_request
 from web.app import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -136,19 +136,21 @@ def test_next_never_leaves_the_console(client: TestClient) -> None:
 
 
 def test_wrong_password_unknown_name_and_disabled_operator_are_refused(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: TestClient,
 ) -> None:
-    for name, password in (("ada", "wrong password!!"), ("nobody", PASSWORD)):
-        answer = client.post(
-            "/console/login", data={"name": name, "password": password}, headers=ORIGIN
-        )
-        assert answer.status_code == 401 and "wrong name or password" in answer.text
-        assert "renderq_console" not in client.cookies
-    operators.disable("ada")
-    good = {"name": "ada", "password": PASSWORD}
-    assert client.post("/console/login", data=good, headers=ORIGIN).status_code == 401
-    assert "console login failed" in caplog.text
-    assert "wrong password!!" not in caplog.text and PASSWORD not in caplog.text
+    with captured_log() as log:
+        for name, password in (("ada", "wrong password!!"), ("nobody", PASSWORD)):
+            answer = client.post(
+                "/console/login", data={"name": name, "password": password}, headers=ORIGIN
+            )
+            assert answer.status_code == 401 and "wrong name or password" in answer.text
+            assert "renderq_console" not in client.cookies
+        operators.disable("ada")
+        good = {"name": "ada", "password": PASSWORD}
+        assert client.post("/console/login", data=good, headers=ORIGIN).status_code == 401
+    text = log.getvalue()
+    assert "console login failed" in text
+    assert "wrong password!!" not in text and PASSWORD not in text
 
 
 def test_disabling_an_operator_ends_their_sessions(client: TestClient) -> None:

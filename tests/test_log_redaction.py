@@ -100,7 +100,8 @@ def test_lines_bypass_the_dramatiq_relay_in_one_write_each_and_long_ones_take_it
     assert renderq_log._dramatiq_relay_bypass() is None  # the master writes the file
 
     read_end, write_end = os.pipe()
-    handler = renderq_log._LineHandler(relay, write_end)  # type: ignore[arg-type]  # a stand-in stream
+    output = renderq_log._LineOutput(relay, write_end)  # type: ignore[arg-type]  # a stand-in stream
+    handler = renderq_log._LineHandler(output)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("bypass-test")
     logger.propagate, logger.handlers = False, [handler]
@@ -115,3 +116,21 @@ def test_lines_bypass_the_dramatiq_relay_in_one_write_each_and_long_ones_take_it
         logger.handlers = []
     monkeypatch.setattr("sys.stderr", io.StringIO())
     assert renderq_log._dramatiq_relay_bypass() is None  # not under the dramatiq CLI
+
+
+def test_a_logger_used_before_a_reconfiguration_writes_where_the_new_one_says() -> None:
+    """structlog keeps a logger it has used (``cache_logger_on_first_use``): the output it
+    writes to must be the process's one output, which a reconfiguration points elsewhere."""
+    logger = renderq_log.get_logger("cached")
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        for stream, event in ((first, "one"), (second, "two")):
+            renderq_log.configure_logging(Settings(log_format="json"), force=True)
+            handler = logging.getLogger().handlers[0]
+            assert isinstance(handler, logging.StreamHandler)
+            handler.stream = stream
+            logger.info(event)
+        assert [line["event"] for line in lines(first)] == ["one"]
+        assert [line["event"] for line in lines(second)] == ["two"]
+    finally:
+        renderq_log.configure_logging(Settings(log_format="json"), force=True)
