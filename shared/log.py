@@ -11,6 +11,7 @@ rendered without local variables).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -147,9 +148,12 @@ class _LineWriter:
         self.name = name
 
     def msg(self, line: str) -> None:
-        self._output.write(line)
+        # A closed or broken stderr must not fail the render that logged (the stdlib's
+        # handler, which these lines used to take, swallows it too).
+        with contextlib.suppress(OSError, ValueError):
+            self._output.write(line)
 
-    debug = info = warning = warn = error = critical = fatal = exception = log = msg
+    debug = info = warning = warn = error = critical = fatal = exception = msg
 
 
 #: The process's one output (``configure_logging`` points it at the current ``sys.stderr``).

@@ -134,3 +134,8 @@ def test_a_logger_used_before_a_reconfiguration_writes_where_the_new_one_says() 
         assert [line["event"] for line in lines(second)] == ["two"]
     finally:
         renderq_log.configure_logging(Settings(log_format="json"), force=True)
+
+
+def test_a_broken_output_does_not_fail_the_caller(captured) -> None:
+    captured.close()  # writing to it now raises ValueError
+    renderq_log.get_logger("t").warning("nobody reads this")
