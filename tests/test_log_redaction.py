@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from shared import log as renderq_log
 from shared.settings import Settings
+from tests.support import captured_log
 
 KEY_ID = "AKIAREALLOOKINGKEY01"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -25,12 +26,9 @@ def captured() -> Iterator[io.StringIO]:
         remotion_aws_secret_access_key=SecretStr(SECRET),
         log_format="json",
     )
-    stream = io.StringIO()
     renderq_log.configure_logging(settings, force=True)
-    handler = logging.getLogger().handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.stream = stream
-    yield stream
+    with captured_log() as stream:
+        yield stream
     structlog.reset_defaults()
     renderq_log.configure_logging(Settings(log_format="json"), force=True)
 
@@ -122,16 +120,14 @@ def test_a_logger_used_before_a_reconfiguration_writes_where_the_new_one_says() 
     """structlog keeps a logger it has used (``cache_logger_on_first_use``): the output it
     writes to must be the process's one output, which a reconfiguration points elsewhere."""
     logger = renderq_log.get_logger("cached")
-    first, second = io.StringIO(), io.StringIO()
+    written = []
     try:
-        for stream, event in ((first, "one"), (second, "two")):
+        for event in ("one", "two"):
             renderq_log.configure_logging(Settings(log_format="json"), force=True)
-            handler = logging.getLogger().handlers[0]
-            assert isinstance(handler, logging.StreamHandler)
-            handler.stream = stream
-            logger.info(event)
-        assert [line["event"] for line in lines(first)] == ["one"]
-        assert [line["event"] for line in lines(second)] == ["two"]
+            with captured_log() as stream:
+                logger.info(event)
+            written.append([line["event"] for line in lines(stream)])
+        assert written == [["one"], ["two"]]
     finally:
         renderq_log.configure_logging(Settings(log_format="json"), force=True)
 
