@@ -241,7 +241,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
     # Reset, not replaced: loggers structlog cached before a reconfiguration write to it too.
     output = _OUTPUT
     output.stream, output.direct_fd = sys.stderr, None if console else _dramatiq_relay_bypass()
-    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+    level = logging.getLevelNamesMapping()[settings.log_level]  # validated by Settings
     structlog.configure(
         processors=[
             *shared_processors,

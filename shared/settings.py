@@ -32,6 +32,9 @@ RENAMED_ENV = {
 }
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _renamed(new: str) -> AliasChoices:
     old = next(k for k, v in RENAMED_ENV.items() if v == new)
     return AliasChoices(new.lower(), old.lower())
@@ -305,6 +308,7 @@ class Settings(BaseSettings):
     metrics_dir: str | None = None
 
     # --- logging ------------------------------------------------------------------------
+    #: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.
     log_level: str = "INFO"
     #: ``json`` always, ``console`` always, or ``auto`` (console on a TTY, JSON otherwise).
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -328,6 +332,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(_LOG_LEVELS)}")
+        return level
 
     @field_validator("remotion_timeout_ms")
     @classmethod

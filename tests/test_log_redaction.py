@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from shared import log as renderq_log
 from shared.settings import Settings
@@ -135,3 +135,18 @@ def test_a_logger_used_before_a_reconfiguration_writes_where_the_new_one_says() 
 def test_a_broken_output_does_not_fail_the_caller(captured) -> None:
     captured.close()  # writing to it now raises ValueError
     renderq_log.get_logger("t").warning("nobody reads this")
+
+
+def test_the_level_filters_renderq_lines_and_a_bad_level_is_a_clear_error() -> None:
+    try:
+        for level, shown in (("debug", ["quiet", "loud"]), ("WARNING", ["loud"])):
+            renderq_log.configure_logging(Settings(log_format="json", log_level=level), force=True)
+            logger = renderq_log.get_logger(f"level-{level}")
+            with captured_log() as stream:
+                logger.debug("quiet")
+                logger.warning("loud")
+            assert [line["event"] for line in lines(stream)] == shown
+    finally:
+        renderq_log.configure_logging(Settings(log_format="json"), force=True)
+    with pytest.raises(ValidationError, match="'loud' is not one of DEBUG, INFO, WARNING"):
+        Settings(log_level="loud")
