@@ -268,9 +268,12 @@ def test_render_progresses_to_done_with_output(make_server, make_client) -> None
     time.sleep(0.3)  # progress.json is rewritten every 250 ms while renderers report
     second = client.get_render_progress(started.render_id, started.bucket_name)
     assert second.overallProgress > first.overallProgress
-    # Remotion rounds the accrued cost to 5 decimals, so two readings close together on a
-    # slow machine can be equal; it never goes down.
-    assert second.costs["accruedSoFar"] >= first.costs["accruedSoFar"]
+    # No order between the readings' costs: Remotion prices a reading with every unfinished
+    # function as running since the render started (serverless/src/
+    # estimate-price-from-metadata.ts, calculate-billing-duration.ts), and the finished render
+    # by its chunks' own timings (create-post-render-data.ts), so a later reading, the final
+    # one included, can cost less (a fresh-clone run saw 6e-05 and then 5e-05 at done). The
+    # final figure's formula is checked in tests/emulator/test_status.py.
 
     done = _progress_when(client, started, "done")
     assert done.overallProgress == 1
@@ -285,8 +288,6 @@ def test_render_progresses_to_done_with_output(make_server, make_client) -> None
     assert done.chunks == 3
     assert done.fatalErrorEncountered is False
     assert done.costs["currency"] == "USD"
-    # Rounded to 5 decimals (above): equal on a slow machine, never lower.
-    assert done.costs["accruedSoFar"] >= second.costs["accruedSoFar"] >= first.costs["accruedSoFar"]
     assert done.costs["accruedSoFar"] > 0
     assert done.costs["disclaimer"]
     assert len(done.mostExpensiveFrameRanges) == 3
