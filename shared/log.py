@@ -144,7 +144,7 @@ class _LineWriter:
 
     def __init__(self, output: _LineOutput, name: str) -> None:
         self._output = output
-        #: ``structlog.stdlib.add_logger_name`` reads it: the same ``logger`` key as before.
+        #: ``structlog.stdlib.add_logger_name`` reads it: each line's ``logger`` key.
         self.name = name
 
     def msg(self, line: str) -> None:
@@ -223,19 +223,23 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # The end of both chains, renderq's own lines and the stdlib's: tracebacks to text,
+    # secrets masked, the line rendered.
+    rendering: list[Any]
     if console:
-        renderer: Any = structlog.dev.ConsoleRenderer(
-            exception_formatter=structlog.dev.plain_traceback
-        )
-        exception_processors: list[Any] = [structlog.processors.format_exc_info, redact_secrets]
+        rendering = [
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+        ]
     else:
-        renderer = structlog.processors.JSONRenderer()
-        exception_processors = [
+        rendering = [
             # Locals would put AWS keys and message bodies into the logs.
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
             redact_secrets,
+            structlog.processors.JSONRenderer(),
         ]
 
     # Reset, not replaced: loggers structlog cached before a reconfiguration write to it too.
@@ -246,8 +250,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         processors=[
             *shared_processors,
             structlog.processors.StackInfoRenderer(),
-            *exception_processors,
-            renderer,
+            *rendering,
         ],
         logger_factory=functools.partial(_LineWriter, output),
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -257,8 +260,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         foreign_pre_chain=shared_processors,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *exception_processors,
-            renderer,
+            *rendering,
         ],
     )
     handler = _LineHandler(output)
